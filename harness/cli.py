@@ -1,0 +1,235 @@
+"""The command line: ``python -m harness list|run|serve|report``.
+
+Each option is defined once, in ``build_parser``. Bad input is a ``UsageError``: one
+line on stderr, exit status 2, no traceback. Exit status of ``run``: 0 every cell ran,
+1 some cells failed (the folder is still complete), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from harness import schema
+from harness.cpus import choose_pinning
+from harness.manifest import create_run_dir, new_manifest, now_iso, point_latest, save_manifest
+from harness.plan import RunOptions, build_plan
+from harness.profiles import DEFAULT_PROFILE, PROFILES
+from harness.scenarios import discover
+from harness.schema import CellRecord
+from harness.units import UsageError, parse_duration, parse_int_list, parse_name_list
+from targets.registry import TARGETS
+
+EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="python -m harness", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+    commands.add_parser("list", help="scenarios, targets and profiles")
+
+    run = commands.add_parser("run", help="run a benchmark and write a results folder")
+    run.add_argument("--profile", default=DEFAULT_PROFILE, help=f"one of {', '.join(PROFILES)}")
+    run.add_argument("--scenarios", help="comma-separated scenario names (default: the profile's)")
+    run.add_argument("--targets", help="comma-separated target names (default: the profile's)")
+    run.add_argument("--users", help="comma-separated user counts, e.g. 10,50,100")
+    run.add_argument("--duration", help="measured seconds per cell: 10, 10s, 2m")
+    run.add_argument("--warmup", help="warm-up seconds per cell, excluded from figures")
+    run.add_argument("--trials", help="repetitions of each cell")
+    run.add_argument("--out", help="write the run into this folder (default results/<run-id>)")
+    run.add_argument("--server-cpus", help="CPUs for the target server, e.g. 0 or 0,1")
+    run.add_argument("--generator-cpus", help="CPUs for locust, e.g. 1")
+
+    serve = commands.add_parser("serve", help="start one target by hand and print its URL")
+    serve.add_argument("target", help="target name (see `list`)")
+    serve.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: free)")
+
+    report = commands.add_parser("report", help="rebuild summary, charts and report of a run")
+    report.add_argument("run_dir", help="a results folder, e.g. results/latest")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = build_parser().parse_args(argv)
+        command = {"list": cmd_list, "run": cmd_run, "serve": cmd_serve, "report": cmd_report}
+        return command[args.command](args)
+    except UsageError as exc:
+        print(f"gatebench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("gatebench: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    scenarios, broken = discover()
+    print("Scenarios (scenarios/*.py):")
+    for name, scenario in sorted(scenarios.items()):
+        extra = []
+        if scenario.users:
+            extra.append(f"users {','.join(map(str, scenario.users))}")
+        if scenario.service_time_ms:
+            extra.append(f"service time {scenario.service_time_ms:g} ms")
+        print(f"  {name:<12} {scenario.summary}" + (f"  [{'; '.join(extra)}]" if extra else ""))
+    for name, error in sorted(broken.items()):
+        print(f"  {name:<12} BROKEN: {error}")
+    print("\nTargets:")
+    for name, target in TARGETS.items():
+        slots = "unbounded" if target.slots is None else str(target.slots)
+        print(f"  {name:<24} {target.interface}  slots {slots:<9} {target.description}")
+    print("\nProfiles:")
+    for name, profile in PROFILES.items():
+        print(f"  {name:<10} {profile.description}")
+    return EXIT_OK
+
+
+def run_options(args: argparse.Namespace) -> RunOptions:
+    if args.profile not in PROFILES:
+        raise UsageError(f"--profile: unknown {args.profile!r}; choose from {', '.join(PROFILES)}")
+
+    def durations(option: str, value: str | None, zero_ok: bool = False) -> float | None:
+        if value is None:
+            return None
+        try:
+            return parse_duration(value, zero_ok=zero_ok)
+        except ValueError as exc:
+            raise UsageError(f"{option}: {exc}") from None
+
+    def cpus(option: str, value: str | None) -> tuple[int, ...] | None:
+        if value is None:
+            return None
+        return tuple(int(v) for v in _digits(option, value))
+
+    return RunOptions(
+        profile=args.profile,
+        scenarios=tuple(s.strip() for s in args.scenarios.split(",")) if args.scenarios else None,
+        targets=parse_name_list(args.targets, "--targets", list(TARGETS)) if args.targets else None,
+        users=parse_int_list(args.users, "--users") if args.users is not None else None,
+        duration_s=durations("--duration", args.duration),
+        warmup_s=durations("--warmup", args.warmup, zero_ok=True),
+        trials=parse_int_list(args.trials, "--trials")[0] if args.trials is not None else None,
+        out=args.out,
+        server_cpus=cpus("--server-cpus", args.server_cpus),
+        generator_cpus=cpus("--generator-cpus", args.generator_cpus),
+    )
+
+
+def _digits(option: str, value: str) -> list[str]:
+    items = [v.strip() for v in value.split(",")]
+    if not value.strip() or not all(v.isdigit() for v in items):
+        raise UsageError(f"{option} {value!r}: expected CPU numbers such as 0 or 0,1")
+    return items
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.runner import Runner
+
+    options = run_options(args)
+    profile = PROFILES[options.profile]
+    scenarios, broken = discover()
+    cells = build_plan(options, profile, scenarios, list(TARGETS), broken)
+    pinning = choose_pinning(options.server_cpus, options.generator_cpus)
+    run_dir = create_run_dir(options.out)
+    manifest = new_manifest(run_dir, ["python", "-m", "harness", *sys.argv[1:]])
+    used_scenarios = sorted({c.scenario for c in cells})
+    used_targets = list(dict.fromkeys(c.target for c in cells))
+    manifest.update(
+        options=options.to_dict(),
+        profile=profile.to_dict(),
+        pinning=pinning.to_dict(),
+        scenarios={name: scenarios[name].to_dict() for name in used_scenarios},
+        targets={name: TARGETS[name].settings() for name in used_targets},
+    )
+    if not pinning.applied:
+        manifest["warnings"].append(f"CPU pinning not applied: {pinning.note}")
+    records = [CellRecord(cell) for cell in cells]
+    runner = Runner(
+        run_dir, manifest, records, scenarios, TARGETS, pinning, progress=_progress
+    )
+    _progress(
+        f"gatebench: {len(cells)} cells ({len(used_scenarios)} scenarios x {len(used_targets)} "
+        f"targets) -> {run_dir}"
+    )
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    interrupted = False
+    started = time.monotonic()
+    try:
+        runner.run()
+    except KeyboardInterrupt:
+        interrupted = True
+        for record in records:
+            if record.status == schema.STATUS_PENDING:
+                record.status = schema.STATUS_INTERRUPTED
+        _progress("gatebench: interrupted; saving the finished cells")
+    manifest["status"] = "interrupted" if interrupted else (
+        "failed" if any(r.status != schema.STATUS_OK for r in records) else "complete"
+    )
+    manifest["finished_at"] = now_iso()
+    manifest["elapsed_s"] = round(time.monotonic() - started, 1)
+    runner.save()
+    save_manifest(run_dir, manifest)
+    build_outputs(run_dir)
+    point_latest(run_dir)
+    ok = sum(r.status == schema.STATUS_OK for r in records)
+    _progress(f"gatebench: {ok}/{len(records)} cells ok in {manifest['elapsed_s']:.0f} s; "
+              f"report: {run_dir / schema.REPORT_MD}")
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if ok == len(records) else EXIT_FAILED_CELLS
+
+
+def build_outputs(run_dir: Path) -> None:
+    from harness.report import build_all
+
+    build_all(run_dir)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from harness.servers import HOST, start_process, stop_process, wait_ready, free_port
+
+    if args.target not in TARGETS:
+        raise UsageError(f"unknown target {args.target!r}; choose from {', '.join(TARGETS)}")
+    target = TARGETS[args.target]
+    port = args.port or free_port()
+    log = Path("results") / f"serve-{target.name}.log"
+    proc = start_process(target.command(HOST, port), log, None)
+    url = f"http://{HOST}:{port}"
+    try:
+        wait_ready(url, proc, log, target.name)
+        print(f"{target.name} ready at {url}  (log: {log}; Ctrl-C to stop)", flush=True)
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+        proc.wait()
+        print(f"{target.name} exited with status {proc.returncode}; see {log}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return EXIT_OK
+    finally:
+        stop_process(proc)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
+    if not (run_dir / schema.MANIFEST_FILE).is_file():
+        raise UsageError(f"{run_dir}: not a results folder (no {schema.MANIFEST_FILE})")
+    build_outputs(run_dir)
+    print(f"report: {run_dir / schema.REPORT_MD}")
+    return EXIT_OK
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,71 @@
+"""Imports scenario files in a throw-away process and reports what they declare, as JSON.
+
+Run as ``python -m harness.probe FILE...``. Importing a locustfile imports locust, which
+patches the standard library with gevent; that must never happen in the orchestrator, so
+discovery asks this subprocess instead. One JSON object per file goes to stdout:
+``{"path", "doc", "settings", "user_classes", "hosts", "error"}``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import traceback
+from typing import Any
+
+
+def probe_file(path: str, index: int) -> dict[str, Any]:
+    from locust import User
+
+    report: dict[str, Any] = {
+        "path": path,
+        "doc": None,
+        "settings": None,
+        "user_classes": [],
+        "hosts": [],
+        "error": None,
+    }
+    try:
+        spec = importlib.util.spec_from_file_location(f"gatebench_scenario_{index}", path)
+        if spec is None or spec.loader is None:
+            report["error"] = "not a loadable Python file"
+            return report
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        report["error"] = f"syntax error at line {exc.lineno}: {exc.msg}"
+        return report
+    except BaseException as exc:
+        last = traceback.extract_tb(exc.__traceback__)[-1]
+        report["error"] = f"import failed: {type(exc).__name__}: {exc} (line {last.lineno})"
+        return report
+    report["doc"] = module.__doc__
+    settings = getattr(module, "settings", None)
+    try:
+        report["settings"] = json.loads(json.dumps(settings)) if settings is not None else None
+    except (TypeError, ValueError):
+        report["settings"] = repr(settings)  # not JSON: the validator names the problem
+    for name, value in vars(module).items():
+        if (
+            isinstance(value, type)
+            and issubclass(value, User)
+            and value.__module__ == module.__name__
+            and not getattr(value, "abstract", False)
+        ):
+            report["user_classes"].append(name)
+            if getattr(value, "host", None):
+                report["hosts"].append(f"{name}.host = {value.host!r}")
+            if not value.tasks:
+                report["error"] = f"user class {name} has no tasks"
+    return report
+
+
+def main(paths: list[str]) -> int:
+    reports = [probe_file(path, i) for i, path in enumerate(paths)]
+    sys.stdout.write(json.dumps(reports))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

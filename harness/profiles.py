@@ -1,0 +1,67 @@
+"""The profile table: named sets of run options (what `make bench PROFILE=...` means).
+
+Precedence, highest first: command-line options, then a scenario file's ``settings``,
+then the profile. A profile that names no scenarios runs every scenario file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    users: tuple[int, ...]
+    duration_s: float
+    warmup_s: float
+    trials: int
+    scenarios: tuple[str, ...] | None = None  # None: every scenario file
+    targets: tuple[str, ...] | None = None  # None: every target
+    # A profile can refuse scenario sweeps so that it stays within its time budget.
+    scenario_users: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+MAIN_TARGETS = ("flask-gunicorn-sync", "flask-gunicorn-gthread", "fastapi-uvicorn")
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile(
+            name="smoke",
+            description="under a minute: io on two targets, two user counts, a few seconds each",
+            users=(10, 50),
+            duration_s=3.0,
+            warmup_s=1.0,
+            trials=1,
+            scenarios=("io",),
+            targets=("flask-gunicorn-sync", "fastapi-uvicorn"),
+            scenario_users=False,
+        ),
+        Profile(
+            name="default",
+            description="what `make bench` runs: every scenario x the three targets, a sweep",
+            users=(10, 50, 100, 200),
+            duration_s=5.0,
+            warmup_s=2.0,
+            trials=1,
+            targets=MAIN_TARGETS,
+        ),
+        Profile(
+            name="full",
+            description="longer cells and 3 trials each, for numbers you publish",
+            users=(10, 25, 50, 100, 200, 400),
+            duration_s=20.0,
+            warmup_s=5.0,
+            trials=3,
+            targets=MAIN_TARGETS,
+        ),
+    )
+}
+
+DEFAULT_PROFILE = "default"

@@ -1,0 +1,94 @@
+"""Samples CPU and memory of process trees (server, generator) with psutil, in a thread.
+
+CPU is percent of one CPU summed over a process and all its descendants (so a server
+with four busy workers can read 400); RSS is summed the same way. Samples are written
+to ``resources.csv`` with their wall-clock time, so analysis can keep only those inside
+the measurement window.
+"""
+
+from __future__ import annotations
+
+import csv
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+INTERVAL_S = 0.5
+
+
+class TreeProbe:
+    """Keeps psutil.Process objects between samples (cpu_percent needs the previous call)."""
+
+    def __init__(self, root_pid: int) -> None:
+        self.root_pid = root_pid
+        self.known: dict[int, psutil.Process] = {}
+
+    def sample(self) -> tuple[float, float, int] | None:
+        """(cpu_pct, rss_mb, processes) since the previous call, or None if the root is gone."""
+        try:
+            root = psutil.Process(self.root_pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return None
+        cpu = 0.0
+        rss = 0
+        alive: dict[int, psutil.Process] = {}
+        for proc in tree:
+            known = self.known.get(proc.pid, proc)
+            try:
+                with known.oneshot():
+                    # The first call for a process sets its baseline and reads 0.0.
+                    percent = known.cpu_percent(None)
+                    if proc.pid in self.known:
+                        cpu += percent
+                    rss += known.memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+            alive[proc.pid] = known
+        new_processes = set(alive) - set(self.known)
+        self.known = alive
+        if new_processes == set(alive):
+            # Every process is new: no baseline yet, this sample says nothing about CPU.
+            return None
+        return cpu, rss / 1e6, len(alive)
+
+
+class Sampler:
+    """Background thread writing t,role,cpu_pct,rss_mb,procs rows for each role's tree."""
+
+    def __init__(self, roles: dict[str, int], out_path: Path, interval_s: float = INTERVAL_S):
+        self.probes = {role: TreeProbe(pid) for role, pid in roles.items()}
+        self.out_path = out_path
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="gatebench-sampler", daemon=True)
+        self.rows: list[tuple[float, str, float, float, int]] = []
+
+    def __enter__(self) -> Sampler:
+        for probe in self.probes.values():
+            probe.sample()  # baseline
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.write()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            now = time.time()
+            for role, probe in self.probes.items():
+                sample = probe.sample()
+                if sample is not None:
+                    self.rows.append((now, role, *sample))
+
+    def write(self) -> None:
+        self.out_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.out_path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["t", "role", "cpu_pct", "rss_mb", "procs"])
+            for t, role, cpu, rss, procs in self.rows:
+                writer.writerow([f"{t:.3f}", role, f"{cpu:.1f}", f"{rss:.1f}", procs])

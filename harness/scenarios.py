@@ -1,0 +1,151 @@
+"""Scenario discovery: find the locustfiles in ``scenarios/`` and validate what they declare.
+
+A scenario is any ``scenarios/*.py`` not starting with ``_``. Its docstring is its
+description; an optional module-level ``settings`` dict may set:
+
+- ``users``: list of positive ints, the closed-load sweep;
+- ``service_time_ms``: the expected server-side time of one request (for Little's law);
+- ``duration``: seconds per cell (number, or text such as "10s", "2m");
+- ``warmup``: seconds of warm-up per cell, excluded from every figure.
+
+Files are imported by ``harness.probe`` in a subprocess, never here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.units import UsageError, parse_duration
+
+SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+SETTINGS_KEYS = ("users", "service_time_ms", "duration", "warmup")
+
+
+class ScenarioError(UsageError):
+    """A scenario file that cannot be run; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    path: Path
+    description: str
+    user_classes: tuple[str, ...]
+    users: tuple[int, ...] | None = None
+    service_time_ms: float | None = None
+    duration_s: float | None = None
+    warmup_s: float | None = None
+    sha256: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> str:
+        """The first line of the docstring."""
+        return self.description.strip().splitlines()[0] if self.description.strip() else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": str(self.path),
+            "sha256": self.sha256,
+            "description": self.description,
+            "user_classes": list(self.user_classes),
+            "settings": self.settings,
+        }
+
+
+def scenario_files(directory: Path = SCENARIO_DIR) -> list[Path]:
+    if not directory.is_dir():
+        raise ScenarioError(f"scenario folder {directory} does not exist")
+    return sorted(p for p in directory.glob("*.py") if not p.name.startswith("_"))
+
+
+def probe(paths: list[Path]) -> list[dict[str, Any]]:
+    """Import the files in a subprocess (locust must not load here) and return its reports."""
+    if not paths:
+        return []
+    argv = [sys.executable, "-m", "harness.probe", *[str(p) for p in paths]]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    if done.returncode != 0:
+        raise ScenarioError(f"probing scenario files failed: {done.stderr.strip()[-2000:]}")
+    reports: list[dict[str, Any]] = json.loads(done.stdout)
+    return reports
+
+
+def discover(directory: Path = SCENARIO_DIR) -> tuple[dict[str, Scenario], dict[str, str]]:
+    """Every scenario in the folder by name, and the broken files' errors by name."""
+    paths = scenario_files(directory)
+    scenarios: dict[str, Scenario] = {}
+    broken: dict[str, str] = {}
+    for path, report in zip(paths, probe(paths), strict=True):
+        try:
+            scenarios[path.stem] = from_report(path, report)
+        except ScenarioError as exc:
+            broken[path.stem] = str(exc)
+    return scenarios, broken
+
+
+def from_report(path: Path, report: dict[str, Any]) -> Scenario:
+    def fail(problem: str) -> ScenarioError:
+        return ScenarioError(f"scenario file {path}: {problem}")
+
+    if report.get("error"):
+        raise fail(report["error"])
+    if not report["user_classes"]:
+        raise fail("declares no locust User class (e.g. class MyUser(FastHttpUser) with a @task)")
+    if report["hosts"]:
+        raise fail(
+            "hard-codes a host (" + "; ".join(report["hosts"]) + "); the harness passes it, "
+            "remove the host attribute"
+        )
+    settings = report.get("settings")
+    if settings is None:
+        settings = {}
+    if not isinstance(settings, dict):
+        raise fail(f"settings must be a dict, got {settings}")
+    unknown = sorted(set(settings) - set(SETTINGS_KEYS))
+    if unknown:
+        raise fail(f"unknown settings key(s) {', '.join(unknown)}; known: {', '.join(SETTINGS_KEYS)}")
+    try:
+        users = _users(settings.get("users"))
+        service = _positive(settings.get("service_time_ms"), "service_time_ms")
+        duration = None if "duration" not in settings else parse_duration(settings["duration"])
+        warmup = None if "warmup" not in settings else parse_duration(settings["warmup"], zero_ok=True)
+    except ValueError as exc:
+        raise fail(f"invalid settings: {exc}") from None
+    return Scenario(
+        name=path.stem,
+        path=path,
+        description=(report.get("doc") or "").strip(),
+        user_classes=tuple(report["user_classes"]),
+        users=users,
+        service_time_ms=service,
+        duration_s=duration,
+        warmup_s=warmup,
+        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        settings=settings,
+    )
+
+
+def _users(value: Any) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"users must be a non-empty list of positive whole numbers, got {value!r}")
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int) or item < 1:
+            raise ValueError(f"users must be positive whole numbers, got {item!r}")
+    return tuple(value)
+
+
+def _positive(value: Any, key: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{key} must be a positive number, got {value!r}")
+    return float(value)

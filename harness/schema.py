@@ -1,0 +1,122 @@
+"""The results contract: schema version, summary columns and the records that cross modules.
+
+This is the one place that names the columns of ``summary.csv`` and the files of a run
+folder. The runner writes them, the analysis modules read them; neither invents a name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# History of SCHEMA_VERSION (manifest.json "schema_version"):
+#   1 - first results layout: manifest.json, summary.csv, raw/<cell_id>/, charts/, report.md
+SCHEMA_VERSION = 1
+
+# Never rename or reorder these; add new columns at the end.
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "scenario",
+    "target",
+    "interface",
+    "server",
+    "framework",
+    "load_model",
+    "users",
+    "rate",
+    "trial",
+    "duration_s",
+    "requests",
+    "failures",
+    "rps",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "p999_ms",
+    "max_ms",
+    "mean_ms",
+    "server_cpu_pct",
+    "server_rss_mb",
+    "generator_cpu_pct",
+    "bound_rps",
+    "efficiency",
+    "generator_bound",
+    "status",
+    # added after the DESIGN.md list
+    "cell_id",
+    "slots",
+    "service_time_ms",
+    "error_rate",
+    "locust_rps",
+    "locust_p50_ms",
+    "locust_p99_ms",
+)
+
+MANIFEST_FILE = "manifest.json"
+SUMMARY_FILE = "summary.csv"
+RAW_DIR = "raw"
+CHARTS_DIR = "charts"
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+
+# Files inside raw/<cell_id>/
+LATENCY_FILE = "latency.json"  # written by harness.locust_ext inside the locust process
+RESOURCES_FILE = "resources.csv"  # psutil samples: t, role, cpu_pct, rss_mb
+LOCUST_STDOUT = "locust.stdout.txt"
+LOCUST_STDERR = "locust.stderr.txt"
+LOCUST_CSV_PREFIX = "locust"  # locust --csv writes locust_stats.csv, locust_stats_history.csv, ...
+SERVER_LOG = "server.log"
+
+# Cell status values (manifest "cells"[].status and summary "status").
+STATUS_PENDING = "pending"
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+STATUS_INTERRUPTED = "interrupted"
+STATUS_SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One measurement: a scenario against a target at one load level, one trial."""
+
+    scenario: str
+    target: str
+    load_model: str  # "closed" (users) or "open" (arrival rate)
+    users: int
+    rate: float | None
+    trial: int
+    duration_s: float
+    warmup_s: float
+    service_time_ms: float | None
+
+    @property
+    def cell_id(self) -> str:
+        load = f"u{self.users}" if self.load_model == "closed" else f"r{self.rate:g}"
+        return f"{self.scenario}__{self.target}__{load}__t{self.trial}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["cell_id"] = self.cell_id
+        return data
+
+
+@dataclass
+class CellRecord:
+    """What the manifest keeps about one cell: its plan entry, status and timings."""
+
+    cell: Cell
+    status: str = STATUS_PENDING
+    started_at: str | None = None
+    finished_at: str | None = None
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.cell.to_dict()
+        data.update(
+            status=self.status,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            error=self.error,
+            warnings=list(self.warnings),
+        )
+        return data

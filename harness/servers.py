@@ -1,0 +1,149 @@
+"""Starting and stopping target servers: free port, CPU pinning, readiness, clean shutdown.
+
+A server runs in its own session (process group) so that it and every worker it forks can
+be ended together; its output goes to a log file whose path every error names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from targets.registry import Target
+
+HOST = "127.0.0.1"
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 5.0
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ServerError(RuntimeError):
+    """A target server that would not start or answer; the message names its log."""
+
+
+def free_port(host: str = HOST) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def pinned(cpus: Sequence[int] | None) -> object:
+    """A preexec function that pins the child (and all it forks) to ``cpus``."""
+    if not cpus:
+        return None
+    chosen = set(cpus)
+
+    def pin() -> None:
+        os.sched_setaffinity(0, chosen)
+
+    return pin
+
+
+def start_process(
+    argv: list[str], log_path: Path, cpus: Sequence[int] | None, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start argv in its own session, pinned, with stdout+stderr to log_path."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=PROJECT_ROOT,
+            env=env,
+            start_new_session=True,
+            preexec_fn=pinned(cpus),  # type: ignore[arg-type]
+        )
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = STOP_TIMEOUT_S) -> None:
+    """SIGTERM the process group, then SIGKILL what is left after timeout_s."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            pass
+    # Workers may outlive their master; the group id is the leader's pid.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=timeout_s)
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path, name: str) -> float:
+    """Poll ``url``/health until it answers 200; return seconds waited."""
+    started = time.monotonic()
+    last_error = "no answer"
+    while time.monotonic() - started < READY_TIMEOUT_S:
+        if proc.poll() is not None:
+            raise ServerError(
+                f"target {name} exited with status {proc.returncode} before it was ready; "
+                f"see its log {log_path}{_log_tail(log_path)}"
+            )
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return time.monotonic() - started
+                last_error = f"HTTP {response.status}"
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
+            last_error = str(exc)
+        time.sleep(0.1)
+    raise ServerError(
+        f"target {name} did not answer {url}/health within {READY_TIMEOUT_S:.0f} s "
+        f"({last_error}); see its log {log_path}{_log_tail(log_path)}"
+    )
+
+
+def _log_tail(log_path: Path, lines: int = 5) -> str:
+    try:
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-lines:]
+    except OSError:
+        return ""
+    return (":\n    " + "\n    ".join(tail)) if tail else ""
+
+
+class RunningServer:
+    """A started, ready target server."""
+
+    def __init__(self, target: Target, proc: subprocess.Popen[bytes], url: str, log: Path):
+        self.target = target
+        self.proc = proc
+        self.url = url
+        self.log_path = log
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+@contextlib.contextmanager
+def serve(
+    target: Target, log_path: Path, cpus: Sequence[int] | None = None, host: str = HOST
+) -> Iterator[RunningServer]:
+    """Start target on a free port, wait until ready, and always stop it afterwards."""
+    port = free_port(host)
+    proc = start_process(target.command(host, port), log_path, cpus)
+    server = RunningServer(target, proc, f"http://{host}:{port}", log_path)
+    try:
+        wait_ready(server.url, proc, log_path, target.name)
+        yield server
+    finally:
+        server.stop()
