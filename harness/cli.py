@@ -21,7 +21,13 @@ from harness.plan import RunOptions, build_plan
 from harness.profiles import DEFAULT_PROFILE, PROFILES
 from harness.scenarios import discover
 from harness.schema import CellRecord
-from harness.units import UsageError, parse_duration, parse_int_list, parse_name_list
+from harness.units import (
+    UsageError,
+    parse_duration,
+    parse_int_list,
+    parse_name_list,
+    parse_positive_int,
+)
 from targets.registry import TARGETS
 
 EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -118,7 +124,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         users=parse_int_list(args.users, "--users") if args.users is not None else None,
         duration_s=durations("--duration", args.duration),
         warmup_s=durations("--warmup", args.warmup, zero_ok=True),
-        trials=parse_int_list(args.trials, "--trials")[0] if args.trials is not None else None,
+        trials=parse_positive_int(args.trials, "--trials") if args.trials is not None else None,
         out=args.out,
         server_cpus=cpus("--server-cpus", args.server_cpus),
         generator_cpus=cpus("--generator-cpus", args.generator_cpus),
@@ -127,7 +133,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
 
 def _digits(option: str, value: str) -> list[str]:
     items = [v.strip() for v in value.split(",")]
-    if not value.strip() or not all(v.isdigit() for v in items):
+    if not value.strip() or not all(v.isascii() and v.isdigit() for v in items):
         raise UsageError(f"{option} {value!r}: expected CPU numbers such as 0 or 0,1")
     return items
 
@@ -158,9 +164,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not pinning.applied:
         manifest["warnings"].append(f"CPU pinning not applied: {pinning.note}")
     records = [CellRecord(cell) for cell in cells]
-    runner = Runner(
-        run_dir, manifest, records, scenarios, TARGETS, pinning, progress=_progress
-    )
+    runner = Runner(run_dir, manifest, records, scenarios, TARGETS, pinning, progress=_progress)
     _progress(
         f"gatebench: {len(cells)} cells ({len(used_scenarios)} scenarios x {len(used_targets)} "
         f"targets) -> {run_dir}"
@@ -176,8 +180,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             if record.status == schema.STATUS_PENDING:
                 record.status = schema.STATUS_INTERRUPTED
         _progress("gatebench: interrupted; saving the finished cells")
-    manifest["status"] = "interrupted" if interrupted else (
-        "failed" if any(r.status != schema.STATUS_OK for r in records) else "complete"
+    manifest["status"] = (
+        "interrupted"
+        if interrupted
+        else ("failed" if any(r.status != schema.STATUS_OK for r in records) else "complete")
     )
     manifest["finished_at"] = now_iso()
     manifest["elapsed_s"] = round(time.monotonic() - started, 1)
@@ -186,8 +192,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     build_outputs(run_dir)
     point_latest(run_dir)
     ok = sum(r.status == schema.STATUS_OK for r in records)
-    _progress(f"gatebench: {ok}/{len(records)} cells ok in {manifest['elapsed_s']:.0f} s; "
-              f"report: {run_dir / schema.REPORT_MD}")
+    _progress(
+        f"gatebench: {ok}/{len(records)} cells ok in {manifest['elapsed_s']:.0f} s; "
+        f"report: {run_dir / schema.REPORT_MD}"
+    )
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if ok == len(records) else EXIT_FAILED_CELLS
@@ -200,7 +208,7 @@ def build_outputs(run_dir: Path) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from harness.servers import HOST, start_process, stop_process, wait_ready, free_port
+    from harness.servers import HOST, free_port, start_process, stop_process, wait_ready
 
     if args.target not in TARGETS:
         raise UsageError(f"unknown target {args.target!r}; choose from {', '.join(TARGETS)}")

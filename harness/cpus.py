@@ -44,11 +44,20 @@ def choose_pinning(
             if cpu not in cpus:
                 raise UsageError(f"{option}: CPU {cpu} is not usable here; usable: {cpus}")
     if server and generator and set(server) & set(generator):
-        raise UsageError(f"--server-cpus {list(server)} and --generator-cpus {list(generator)} overlap")
+        raise UsageError(
+            f"--server-cpus {list(server)} and --generator-cpus {list(generator)} overlap"
+        )
     if server is None and generator is None and len(cpus) < 2:
-        return Pinning(None, None, False, f"only {len(cpus)} usable CPU: server and generator share it")
+        return Pinning(
+            None, None, False, f"only {len(cpus)} usable CPU: server and generator share it"
+        )
     half = max(1, len(cpus) // 2)
-    server_set = tuple(server) if server else tuple(c for c in cpus[:half] if c not in (generator or ()))
+    if server:
+        server_set = tuple(server)
+    elif generator:
+        server_set = tuple(c for c in cpus if c not in generator)
+    else:
+        server_set = tuple(cpus[:half])
     generator_set = tuple(generator) if generator else tuple(c for c in cpus if c not in server_set)
     if not server_set or not generator_set:
         return Pinning(None, None, False, "no disjoint CPU sets possible: pinning not applied")

@@ -21,8 +21,10 @@ from typing import Any
 
 import gevent
 from hdrh.histogram import HdrHistogram
-from locust import events
+from locust import User, events
 from locust.env import Environment
+
+from harness.open_load import Schedule, check_user_class, intended_start, make_open_user
 
 HIGHEST_US = 3_600_000_000  # one hour; anything slower is a stuck request, clamped
 SIGNIFICANT_DIGITS = 3
@@ -41,6 +43,7 @@ class Recorder:
         self.window_start: float | None = None
         self.window_end: float | None = None
         self.histogram = _new_histogram()
+        self.uncorrected = _new_histogram()
         self.by_name: dict[str, dict[str, Any]] = {}
         self.successes = 0
         self.failures = 0
@@ -54,8 +57,14 @@ class Recorder:
         self.window_end = self.window_start + self.duration_s
 
     def record(
-        self, now: float, name: str, response_time_ms: float, failure_kind: str | None
+        self,
+        now: float,
+        name: str,
+        response_time_ms: float,
+        failure_kind: str | None,
+        corrected_ms: float | None = None,
     ) -> None:
+        """One finished request; corrected_ms is the latency from its intended start."""
         if self.window_start is None or self.window_end is None:
             return  # users still spawning: warm-up
         if not self.window_start <= now < self.window_end:
@@ -71,11 +80,12 @@ class Recorder:
             second[1] += 1
             self.failures_by_kind[failure_kind] = self.failures_by_kind.get(failure_kind, 0) + 1
             return
-        micros = min(max(round(response_time_ms * 1000), 1), HIGHEST_US)
+        micros = _micros(response_time_ms if corrected_ms is None else corrected_ms)
         self.successes += 1
         entry["successes"] += 1
         second[0] += 1
         self.histogram.record_value(micros)
+        self.uncorrected.record_value(_micros(response_time_ms))
         entry["histogram"].record_value(micros)
         if self.log is not None:
             self.log.append((now, micros))
@@ -93,6 +103,7 @@ class Recorder:
             "failures": self.failures,
             "failures_by_kind": dict(sorted(self.failures_by_kind.items())),
             "histogram": _encode(self.histogram),
+            "histogram_uncorrected": _encode(self.uncorrected),
             "per_second": [[s, *self.per_second[s]] for s in sorted(self.per_second)],
             "by_name": {
                 name: {
@@ -103,6 +114,10 @@ class Recorder:
                 for name, e in sorted(self.by_name.items())
             },
         }
+
+
+def _micros(milliseconds: float) -> int:
+    return int(min(max(round(milliseconds * 1000), 1), HIGHEST_US))
 
 
 def _encode(histogram: HdrHistogram) -> str:
@@ -128,6 +143,32 @@ def _write_atomic(path: str, text: str) -> None:
 
 
 _recorder: Recorder | None = None
+_environment: Environment | None = None
+_schedule = Schedule()
+
+
+def _scenario_classes() -> list[type[User]]:
+    """The scenario's user classes: every loaded user class but the open-load driver."""
+    if _environment is None or not _environment.available_user_classes:
+        return []
+    classes: list[type[User]] = [
+        cls  # type: ignore[misc]  # locust annotates the values as User, they are classes
+        for name, cls in _environment.available_user_classes.items()
+        if name != "GatebenchOpenUser"
+    ]
+    for cls in classes:
+        problem = check_user_class(cls)
+        if problem:
+            raise RuntimeError(problem)
+    return classes
+
+
+def _open_window_now() -> None:
+    if _recorder is not None and _recorder.window_start is None:
+        _start_window()
+
+
+GatebenchOpenUser = make_open_user(_schedule, _scenario_classes, _open_window_now)
 
 
 @events.init_command_line_parser.add_listener
@@ -137,17 +178,24 @@ def _add_arguments(parser: Any) -> None:
     group.add_argument("--gatebench-warmup", type=float, default=0.0, help="warm-up seconds")
     group.add_argument("--gatebench-duration", type=float, default=0.0, help="window seconds")
     group.add_argument("--gatebench-log", default="", help="optional per-request latency log")
+    group.add_argument("--gatebench-rate", type=float, default=0.0, help="open load: arrivals/s")
+    group.add_argument("--gatebench-arrivals", choices=("poisson", "fixed"), default="poisson")
+    group.add_argument("--gatebench-seed", type=int, default=-1, help="arrival seed (-1: random)")
 
 
 @events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
-    global _recorder
+    global _recorder, _environment
+    _environment = environment
     options = environment.parsed_options
     if options is None or not options.gatebench_out:
         return  # loaded without the harness (e.g. plain `locust -f`): record nothing
     _recorder = Recorder(options.gatebench_warmup, options.gatebench_duration)
     if options.gatebench_log:
         _recorder.log = []
+    if options.gatebench_rate > 0:
+        seed = None if options.gatebench_seed < 0 else options.gatebench_seed
+        _schedule.configure(options.gatebench_rate, options.gatebench_arrivals, seed)
 
 
 @events.request.add_listener
@@ -159,28 +207,31 @@ def _on_request(
     response: Any = None,
     **_: Any,
 ) -> None:
-    if _recorder is not None:
-        kind = failure_kind(exception, response)
-        _recorder.record(time.time(), f"{request_type} {name}", response_time, kind)
+    if _recorder is None:
+        return
+    now = time.time()
+    # Open load: the first request of a task is timed from the task's intended start.
+    intended = intended_start.pop(gevent.getcurrent(), None)
+    corrected = None if intended is None else (now - intended) * 1000
+    kind = failure_kind(exception, response)
+    _recorder.record(now, f"{request_type} {name}", response_time, kind, corrected)
 
 
 @events.spawning_complete.add_listener
 def _on_spawned(user_count: int, **_: Any) -> None:
-    if _recorder is None or _recorder.window_start is not None:
+    # Closed load: warm-up starts once every user is spawned. Open load starts its window
+    # when the schedule starts (see _open_window_now).
+    if _recorder is None or _recorder.window_start is not None or _schedule.rate > 0:
         return
+    _start_window()
+
+
+def _start_window() -> None:
+    assert _recorder is not None
     _recorder.open_window(time.time())
     environment = _environment
     if environment is not None and _recorder.duration_s > 0:
         gevent.spawn_later(_recorder.warmup_s + _recorder.duration_s, _finish, environment)
-
-
-_environment: Environment | None = None
-
-
-@events.init.add_listener
-def _keep_environment(environment: Environment, **_: Any) -> None:
-    global _environment
-    _environment = environment
 
 
 def _finish(environment: Environment) -> None:
@@ -199,8 +250,14 @@ def _write(environment: Environment) -> None:
         return
     _recorder.written = True
     options = environment.parsed_options
-    _write_atomic(options.gatebench_out, json.dumps(_recorder.to_dict()))
+    if options is None:
+        return
+    record = _recorder.to_dict()
+    if _schedule.rate > 0:
+        record["open"] = _schedule.to_dict()
+    else:
+        del record["histogram_uncorrected"]  # same as "histogram" in closed load
+    _write_atomic(options.gatebench_out, json.dumps(record))
     if _recorder.log is not None and options.gatebench_log:
         lines = "".join(f"{t:.6f},{us}\n" for t, us in _recorder.log)
         _write_atomic(options.gatebench_log, "t,latency_us\n" + lines)
-

@@ -34,8 +34,9 @@ class RunOptions:
         return asdict(self)
 
 
-def select(names: tuple[str, ...] | None, default: tuple[str, ...] | None, known: list[str],
-           what: str) -> tuple[str, ...]:
+def select(
+    names: tuple[str, ...] | None, default: tuple[str, ...] | None, known: list[str], what: str
+) -> tuple[str, ...]:
     """The chosen names, in the order given; every one must be known."""
     chosen = names if names is not None else (default if default is not None else tuple(known))
     for name in chosen:
@@ -65,11 +66,14 @@ def build_plan(
     cells = []
     for scenario_name in chosen_scenarios:
         scenario = scenarios[scenario_name]
-        users = options.users or (profile.scenario_users and scenario.users) or profile.users
-        duration = options.duration_s or scenario.duration_s or profile.duration_s
-        warmup = _first_given(options.warmup_s, scenario.warmup_s, profile.warmup_s)
+        own = profile.scenario_settings
+        users = options.users or (own and scenario.users) or profile.users
+        duration = options.duration_s or (own and scenario.duration_s) or profile.duration_s
+        warmup = _first_given(
+            options.warmup_s, scenario.warmup_s if own else None, profile.warmup_s
+        )
         for target in chosen_targets:
-            for user_count in users:
+            for user_count in dict.fromkeys(users):  # a repeated count would reuse a cell_id
                 for trial in range(1, trials + 1):
                     cells.append(
                         Cell(

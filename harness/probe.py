@@ -8,10 +8,12 @@ discovery asks this subprocess instead. One JSON object per file goes to stdout:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import sys
 import traceback
+from pathlib import Path
 from typing import Any
 
 
@@ -44,8 +46,8 @@ def probe_file(path: str, index: int) -> dict[str, Any]:
     settings = getattr(module, "settings", None)
     try:
         report["settings"] = json.loads(json.dumps(settings)) if settings is not None else None
-    except (TypeError, ValueError):
-        report["settings"] = repr(settings)  # not JSON: the validator names the problem
+    except (TypeError, ValueError) as exc:
+        report["error"] = f"settings must hold plain values (numbers, text, lists): {exc}"
     for name, value in vars(module).items():
         if (
             isinstance(value, type)
@@ -62,8 +64,14 @@ def probe_file(path: str, index: int) -> dict[str, Any]:
 
 
 def main(paths: list[str]) -> int:
-    reports = [probe_file(path, i) for i, path in enumerate(paths)]
-    sys.stdout.write(json.dumps(reports))
+    # A scenario's helpers (_*.py) live next to it; locust finds them the same way.
+    for folder in dict.fromkeys(str(Path(p).resolve().parent) for p in paths):
+        if folder not in sys.path:
+            sys.path.append(folder)
+    real_stdout = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):  # a print() in a scenario must not mix in
+        reports = [probe_file(path, i) for i, path in enumerate(paths)]
+    real_stdout.write(json.dumps(reports))
     return 0
 
 

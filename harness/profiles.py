@@ -20,8 +20,8 @@ class Profile:
     trials: int
     scenarios: tuple[str, ...] | None = None  # None: every scenario file
     targets: tuple[str, ...] | None = None  # None: every target
-    # A profile can refuse scenario sweeps so that it stays within its time budget.
-    scenario_users: bool = True
+    # A profile can ignore scenario settings (sweep, duration, warm-up) to keep its budget.
+    scenario_settings: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,13 +41,13 @@ PROFILES: dict[str, Profile] = {
             trials=1,
             scenarios=("io",),
             targets=("flask-gunicorn-sync", "fastapi-uvicorn"),
-            scenario_users=False,
+            scenario_settings=False,
         ),
         Profile(
             name="default",
             description="what `make bench` runs: every scenario x the three targets, a sweep",
             users=(10, 50, 100, 200),
-            duration_s=5.0,
+            duration_s=4.0,
             warmup_s=2.0,
             trials=1,
             targets=MAIN_TARGETS,

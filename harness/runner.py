@@ -9,6 +9,7 @@ CPU and memory. Raw files go to ``raw/<cell_id>/``; the manifest is saved after 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -32,11 +33,28 @@ STOP_GRACE_S = 30.0
 Progress = Callable[[str], None]
 
 
+def stage_scenario(scenario: Scenario, run_dir: Path) -> Path:
+    """Copy the scenario (and its _helpers) into the run folder under a safe module name.
+
+    locust imports a locustfile as a module named after the file, so ``json.py`` or
+    ``io.py`` would replace the standard library's module inside locust. The copy is
+    named ``gatebench_scenario_<name>.py``, and it records the exact code that ran.
+    """
+    folder = run_dir / schema.RAW_DIR / "scenarios"
+    folder.mkdir(parents=True, exist_ok=True)
+    for helper in scenario.path.parent.glob("_*.py"):
+        shutil.copyfile(helper, folder / helper.name)
+    staged = folder / f"gatebench_scenario_{scenario.name}.py"
+    shutil.copyfile(scenario.path, staged)
+    return staged
+
+
 def locust_argv(cell: Cell, scenario: Scenario, url: str, cell_dir: Path) -> list[str]:
     safety_stop = cell.warmup_s + cell.duration_s + SPAWN_ALLOWANCE_S
+    staged = stage_scenario(scenario, cell_dir.parent.parent)
     return [
         sys.executable, "-m", "locust",
-        "-f", f"{scenario.path},{LOCUST_EXTENSION}",
+        "-f", f"{staged},{LOCUST_EXTENSION}",
         "--headless",
         "--host", url,
         "--users", str(cell.users),
@@ -50,6 +68,7 @@ def locust_argv(cell: Cell, scenario: Scenario, url: str, cell_dir: Path) -> lis
         "--gatebench-out", str(cell_dir / schema.LATENCY_FILE),
         "--gatebench-warmup", f"{cell.warmup_s:g}",
         "--gatebench-duration", f"{cell.duration_s:g}",
+        *scenario.user_classes,  # never the extension's open-load driver
     ]  # fmt: skip
 
 
@@ -65,7 +84,9 @@ def run_cell(
     proc = start_process(argv, stdout_path, pinning.generator_cpus)
     deadline = cell.warmup_s + cell.duration_s + SPAWN_ALLOWANCE_S + STOP_GRACE_S
     try:
-        with Sampler({"server": server.pid, "generator": proc.pid}, cell_dir / schema.RESOURCES_FILE):
+        with Sampler(
+            {"server": server.pid, "generator": proc.pid}, cell_dir / schema.RESOURCES_FILE
+        ):
             try:
                 proc.wait(timeout=deadline)
             except subprocess.TimeoutExpired:

@@ -24,6 +24,7 @@ from typing import Any
 from harness.units import UsageError, parse_duration
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+PROBE_TIMEOUT_S = 120.0
 SETTINGS_KEYS = ("users", "service_time_ms", "duration", "warmup")
 
 
@@ -70,10 +71,24 @@ def probe(paths: list[Path]) -> list[dict[str, Any]]:
     if not paths:
         return []
     argv = [sys.executable, "-m", "harness.probe", *[str(p) for p in paths]]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
-    if done.returncode != 0:
-        raise ScenarioError(f"probing scenario files failed: {done.stderr.strip()[-2000:]}")
-    reports: list[dict[str, Any]] = json.loads(done.stdout)
+    names = ", ".join(p.name for p in paths)
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise ScenarioError(
+            f"importing the scenario files ({names}) took over {PROBE_TIMEOUT_S:.0f} s; "
+            "does one of them do work at import time?"
+        ) from None
+    try:
+        reports: list[dict[str, Any]] = json.loads(done.stdout)
+    except ValueError:
+        reports = []
+    if done.returncode != 0 or len(reports) != len(paths):
+        raise ScenarioError(
+            f"importing the scenario files ({names}) failed: {done.stderr.strip()[-2000:]}"
+        )
     return reports
 
 
@@ -110,12 +125,16 @@ def from_report(path: Path, report: dict[str, Any]) -> Scenario:
         raise fail(f"settings must be a dict, got {settings}")
     unknown = sorted(set(settings) - set(SETTINGS_KEYS))
     if unknown:
-        raise fail(f"unknown settings key(s) {', '.join(unknown)}; known: {', '.join(SETTINGS_KEYS)}")
+        raise fail(
+            f"unknown settings key(s) {', '.join(unknown)}; known: {', '.join(SETTINGS_KEYS)}"
+        )
     try:
         users = _users(settings.get("users"))
         service = _positive(settings.get("service_time_ms"), "service_time_ms")
         duration = None if "duration" not in settings else parse_duration(settings["duration"])
-        warmup = None if "warmup" not in settings else parse_duration(settings["warmup"], zero_ok=True)
+        warmup = (
+            None if "warmup" not in settings else parse_duration(settings["warmup"], zero_ok=True)
+        )
     except ValueError as exc:
         raise fail(f"invalid settings: {exc}") from None
     return Scenario(
@@ -140,6 +159,8 @@ def _users(value: Any) -> tuple[int, ...] | None:
     for item in value:
         if isinstance(item, bool) or not isinstance(item, int) or item < 1:
             raise ValueError(f"users must be positive whole numbers, got {item!r}")
+    if len(set(value)) != len(value):
+        raise ValueError(f"users {value!r} repeats a user count")
     return tuple(value)
 
 

@@ -14,7 +14,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from targets.registry import Target
@@ -36,7 +36,7 @@ def free_port(host: str = HOST) -> int:
         return port
 
 
-def pinned(cpus: Sequence[int] | None) -> object:
+def pinned(cpus: Sequence[int] | None) -> Callable[[], None] | None:
     """A preexec function that pins the child (and all it forks) to ``cpus``."""
     if not cpus:
         return None
@@ -62,7 +62,7 @@ def start_process(
             cwd=PROJECT_ROOT,
             env=env,
             start_new_session=True,
-            preexec_fn=pinned(cpus),  # type: ignore[arg-type]
+            preexec_fn=pinned(cpus),
         )
 
 
@@ -71,10 +71,8 @@ def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = STOP_TIMEOUT_
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            pass
     # Workers may outlive their master; the group id is the leader's pid.
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 import re
 
-_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*$")
+_DURATION = re.compile(
+    r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*$"
+)
 
 
 class UsageError(Exception):
@@ -26,7 +28,9 @@ def parse_duration(value: object, zero_ok: bool = False) -> float:
         text = str(value).strip().lower()
         match = _DURATION.match(text)
         if not text or match is None or not any(match.groups()):
-            raise ValueError(f"duration {value!r} is not understood; use seconds (10) or 10s, 2m, 1m30s")
+            raise ValueError(
+                f"duration {value!r} is not understood; use seconds (10) or 10s, 2m, 1m30s"
+            )
         hours, minutes, secs = (float(g) if g else 0.0 for g in match.groups())
         seconds = hours * 3600 + minutes * 60 + secs
     if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not zero_ok):
@@ -39,12 +43,22 @@ def parse_int_list(text: str, option: str) -> tuple[int, ...]:
     items = [item.strip() for item in text.split(",")]
     if not text.strip() or any(not item for item in items):
         raise UsageError(f"{option} {text!r}: expected a comma-separated list such as 10,50,100")
-    values = []
+    values: list[int] = []
     for item in items:
-        if not item.isdigit() or int(item) < 1:
+        if not (item.isascii() and item.isdigit()) or int(item) < 1:
             raise UsageError(f"{option} {text!r}: {item!r} is not a positive whole number")
+        if int(item) in values:
+            raise UsageError(f"{option} {text!r}: {item} is repeated")
         values.append(int(item))
     return tuple(values)
+
+
+def parse_positive_int(text: str, option: str) -> int:
+    """'3' -> 3; a single positive whole number."""
+    item = text.strip()
+    if not (item.isascii() and item.isdigit()) or int(item) < 1:
+        raise UsageError(f"{option} {text!r}: expected a positive whole number")
+    return int(item)
 
 
 def parse_name_list(text: str, option: str, choices: list[str]) -> tuple[str, ...]:

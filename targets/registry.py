@@ -38,6 +38,13 @@ class Target:
 
     def with_settings(self, workers: int | None = None, threads: int | None = None) -> Target:
         """A copy with other worker/thread counts (a one-run override)."""
+        if threads is not None and threads != 1 and self.worker_class != "gthread":
+            raise ValueError(
+                f"target {self.name}: {self.worker_class} workers run one thread each; "
+                "only gthread workers take a thread count"
+            )
+        if (workers is not None and workers < 1) or (threads is not None and threads < 1):
+            raise ValueError(f"target {self.name}: workers and threads must be at least 1")
         return replace(
             self,
             workers=self.workers if workers is None else workers,

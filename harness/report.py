@@ -1,0 +1,299 @@
+"""The Markdown report of a run (``RUN/report.md``) and ``build_all``, the whole analysis step.
+
+This module owns the words: headline findings computed from the summary, one table and two
+charts per scenario, failed cells, warnings and the environment the numbers came from. It
+reads the run through ``harness.results`` only, so any copied run folder can be re-rendered.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness import schema
+from harness.charts import LOAD_AXES, chart_paths, draw_charts
+from harness.results import Results, load
+from harness.summary import atomic_write_text, write_summary
+
+EMPTY = "–"
+
+HOW_TO_READ = (
+    "Closed-loop load: each simulated user sends a request, waits for the response and "
+    "sends the next one at once (no think time), so U users keep at most U requests in "
+    "flight. Little's law is the yardstick: with service time S, a server that can hold K "
+    "requests at once (workers × threads; unbounded for an async event loop) cannot exceed "
+    "K/S requests/s, and U users cannot exceed U/S. The *bound* of a cell is the lower of "
+    "the two; *efficiency* = measured throughput / bound, so 1.00 means the stack did all "
+    "the waiting allows and a low value means it lost time elsewhere (CPU, queueing, the "
+    "load generator). Latencies are exact (HDR histogram of every successful request, "
+    "warm-up excluded); resource figures cover the measurement window only."
+)
+
+
+def _missing(value: Any) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def fmt(value: Any, decimals: int = 1, thousands: bool = True) -> str:
+    """A number for a table cell: fixed decimals, thousands separators, a dash when empty."""
+    if _missing(value):
+        return EMPTY
+    return f"{float(value):,.{decimals}f}" if thousands else f"{float(value):.{decimals}f}"
+
+
+def fmt_ms(value: Any) -> str:
+    """Milliseconds: 2 decimals below 10 ms, 1 above."""
+    return fmt(value, 2 if not _missing(value) and abs(float(value)) < 10 else 1)
+
+
+def fmt_exact(value: Any) -> str:
+    """A derived figure such as a bound: no decimals when it is a whole number."""
+    if _missing(value):
+        return EMPTY
+    number = float(value)
+    return f"{number:,.0f}" if number.is_integer() else f"{number:,.1f}"
+
+
+def _cell_text(value: Any) -> str:
+    return EMPTY if _missing(value) else str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_cell_text(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def bound_reason(row: pd.Series) -> str:
+    """Why the bound is what it is: "4 slots / 50 ms", "100 users / 50 ms", "offered rate"."""
+    service = row["service_time_ms"]
+    if _missing(service):
+        return "no service time declared"
+    slots = None if _missing(row["slots"]) else int(row["slots"])
+    per = f" / {float(service):g} ms"
+    if row["load_model"] == "open":
+        rate = row["rate"]
+        if slots is not None and (_missing(rate) or slots / (float(service) / 1000) < rate):
+            return f"{slots} slots{per}"
+        return "the offered rate"
+    users = None if _missing(row["users"]) else int(row["users"])
+    if slots is not None and (users is None or slots < users):
+        return f"{slots} slots{per}"
+    return f"{users} users{per}"
+
+
+def _load_label(load_model: str, value: float) -> str:
+    return f"{value:g} users" if load_model == "closed" else f"{value:g} requests/s offered"
+
+
+def _medians(rows: pd.DataFrame, x: str) -> pd.DataFrame:
+    """One row per (target, load level): the median across trials of every figure."""
+    figures = ["rps", "p50_ms", "p99_ms", "bound_rps", "efficiency"]
+    grouped = rows.groupby(["target", x], as_index=False)
+    medians = grouped[figures].median()
+    first = grouped[["load_model", "users", "rate", "slots", "service_time_ms"]].first()
+    return medians.merge(first, on=["target", x])
+
+
+def headline(results: Results, scenario: str, load_model: str = "closed") -> list[str]:
+    """Findings in words for one scenario, at the highest load every target completed."""
+    x = LOAD_AXES[load_model].column
+    summary = results.summary
+    rows = summary[summary["scenario"].eq(scenario).fillna(False)]
+    rows = rows[rows["load_model"].eq(load_model).fillna(False)]
+    ok = results.ok_rows().loc[lambda f: f.index.isin(rows.index)].dropna(subset=["rps", x])
+    if ok.empty:
+        return []
+    table = _medians(ok, x)
+    coverage = table.groupby(x)["target"].nunique()
+    # Most targets first, then the highest load: the highest *common* load when there is one.
+    level = max(coverage.index, key=lambda value: (coverage[value], value))
+    at = table[table[x] == level].sort_values("rps", ascending=False)
+    best, others = at.iloc[0], at.iloc[1:]
+    where = f"At {_load_label(load_model, float(level))} on **{scenario}**"
+    sentence = f"{where}, {best['target']} served {fmt(best['rps'])} rps"
+    comparisons = []
+    for _, other in others.iterrows():
+        ratio = best["rps"] / other["rps"] if other["rps"] else math.inf
+        comparisons.append(
+            f"{ratio:.1f}× {other['target']} ({fmt(other['rps'])} rps, "
+            f"{fmt(other['efficiency'], 2)} of its bound of {fmt_exact(other['bound_rps'])} rps"
+            f" = {bound_reason(other)})"
+        )
+    if comparisons:
+        sentence += ", " + "; ".join(comparisons)
+    lines = [sentence + "."]
+    lines.append(
+        f"{best['target']} reached {fmt(best['efficiency'], 2)} of its bound "
+        f"({fmt_exact(best['bound_rps'])} rps = {bound_reason(best)})."
+    )
+    p99 = ", ".join(f"{r['target']} {fmt_ms(r['p99_ms'])} ms" for _, r in at.iterrows())
+    lines.append(f"p99 latency there: {p99}.")
+    missing = sorted(set(rows["target"].dropna()) - set(at["target"]))
+    if missing:
+        lines.append(f"No completed cell at that load for: {', '.join(missing)}.")
+    return [" ".join(lines)]
+
+
+def _scenario_table(rows: pd.DataFrame, load_model: str) -> list[str]:
+    axis = LOAD_AXES[load_model]
+    trials = rows["trial"].nunique() > 1
+    header = ["target", axis.column, *(["trial"] if trials else [])]
+    header += ["rps", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "failures"]
+    header += ["bound rps", "efficiency", "server CPU %", "server RSS MB", "generator CPU %"]
+    header += ["status"]
+    body = []
+    ordered = rows.sort_values([axis.column, "target", "trial"], na_position="last")
+    for _, row in ordered.iterrows():
+        load = EMPTY if _missing(row[axis.column]) else f"{float(row[axis.column]):g}"
+        cells = [str(row["target"]), load, *([str(row["trial"])] if trials else [])]
+        cells += [fmt(row["rps"])] + [fmt_ms(row[c]) for c in ("p50_ms", "p90_ms", "p99_ms")]
+        cells += [fmt_ms(row["p999_ms"]), fmt_ms(row["max_ms"]), fmt(row["failures"], 0)]
+        cells += [fmt_exact(row["bound_rps"]), fmt(row["efficiency"], 2, thousands=False)]
+        cells += [fmt(row["server_cpu_pct"]), fmt(row["server_rss_mb"])]
+        cells += [fmt(row["generator_cpu_pct"]), str(row["status"])]
+        body.append(cells)
+    return _table(header, body)
+
+
+def _scenario_section(results: Results, scenario: str) -> list[str]:
+    lines = [f"## Scenario `{scenario}`", ""]
+    description = results.scenario_description(scenario)
+    if description:
+        lines += [description, ""]
+    summary = results.summary
+    rows = summary[summary["scenario"].eq(scenario).fillna(False)]
+    for model in LOAD_AXES:
+        model_rows = rows[rows["load_model"].eq(model).fillna(False)]
+        if model_rows.empty:
+            continue
+        if model == "open":
+            lines += ["### Open load (arrival rate)", ""]
+        lines += [*_scenario_table(model_rows, model), ""]
+        for name, path in chart_paths(results.run_dir, scenario, model).items():
+            if path.is_file():
+                rel = path.relative_to(results.run_dir).as_posix()
+                lines += [f"![{scenario} {name}]({rel})", ""]
+    return lines
+
+
+def _not_ok_section(results: Results) -> list[str]:
+    cells = [c for c in results.manifest.get("cells") or [] if c.get("status") != "ok"]
+    if not cells:
+        return []
+    rows = [
+        [f"`{c.get('cell_id', '?')}`", str(c.get("status", "?")), str(c.get("error") or "")]
+        for c in cells
+    ]
+    return ["## Failed cells", "", *_table(["cell", "status", "error"], rows), ""]
+
+
+def _warnings_section(results: Results) -> list[str]:
+    warnings = [str(w) for w in results.manifest.get("warnings") or []]
+    for cell in results.manifest.get("cells") or []:
+        warnings += [f"`{cell.get('cell_id')}`: {w}" for w in cell.get("warnings") or []]
+    if not warnings:
+        return []
+    return ["## Warnings", "", *(f"- {w}" for w in warnings), ""]
+
+
+def _environment_section(results: Results) -> list[str]:
+    manifest = results.manifest
+    machine = manifest.get("machine") or {}
+    pinning = manifest.get("pinning") or {}
+    git = manifest.get("git") or {}
+    dirty = " (uncommitted changes)" if git.get("dirty") else ""
+    lines = ["## Environment", ""]
+    lines += [
+        f"- Machine: {machine.get('cpu_model', '?')}, {machine.get('cpu_count', '?')} CPUs, "
+        f"{machine.get('platform', '?')}, host {machine.get('hostname', '?')}",
+        f"- Python: {machine.get('python', '?')}",
+        f"- CPU pinning: server {pinning.get('server_cpus', '?')}, generator "
+        f"{pinning.get('generator_cpus', '?')}, applied: {pinning.get('applied', '?')}"
+        + (f" ({pinning['note']})" if pinning.get("note") else ""),
+        f"- Git: {git.get('sha', '?')}{dirty}",
+        f"- Profile: {(manifest.get('profile') or {}).get('name', '?')}",
+        f"- Command: `{' '.join(str(a) for a in manifest.get('argv') or [])}`",
+        "",
+    ]
+    settings = {"profile": manifest.get("profile"), "options": manifest.get("options")}
+    lines += ["```json", json.dumps(settings, indent=2, sort_keys=True, default=str), "```", ""]
+    scenarios = manifest.get("scenarios") or {}
+    if scenarios:
+        rows = [
+            [name, f"`{info.get('file', '')}`", f"`{str(info.get('sha256', ''))[:12]}`"]
+            for name, info in scenarios.items()
+        ]
+        lines += ["### Scenario files", "", *_table(["scenario", "file", "sha256"], rows), ""]
+    targets = results.targets
+    if targets:
+        keys = ["server", "framework", "interface", "worker_class", "workers", "threads"]
+        rows = [
+            [
+                name,
+                *(str(t.get(k, "")) for k in keys),
+                "unbounded" if t.get("slots") is None else str(t["slots"]),
+                str(t.get("description", "")),
+            ]
+            for name, t in sorted(targets.items())
+        ]
+        header = ["target", *keys, "slots", "description"]
+        lines += ["### Targets", "", *_table(header, rows), ""]
+    packages = manifest.get("packages") or {}
+    if packages:
+        rows = [[name, str(version)] for name, version in sorted(packages.items())]
+        lines += ["### Packages", "", *_table(["package", "version"], rows), ""]
+    return lines
+
+
+def render_report(results: Results) -> str:
+    """The report's Markdown text (charts are linked only if they exist on disk)."""
+    statuses = results.summary["status"].fillna("unknown").value_counts()
+    counts = ", ".join(f"{n} {status}" for status, n in statuses.items())
+    manifest = results.manifest
+    lines = [f"# gatebench run {results.run_id}", ""]
+    started, finished = manifest.get("created_at") or "?", manifest.get("finished_at") or "?"
+    lines += [
+        f"**Status:** {results.status} · {len(results.summary)} cells ({counts or 'none'}) · "
+        f"started {started}, finished {finished}",
+        "",
+    ]
+    if results.status != "complete":
+        lines += [f"> This run is **{results.status}**: figures cover only the cells that ran.", ""]
+    lines += ["## How to read this", "", HOW_TO_READ, ""]
+    findings = [
+        line
+        for scenario in results.scenario_names
+        for model in LOAD_AXES
+        for line in headline(results, scenario, model)
+    ]
+    lines += ["## Headline findings", ""]
+    lines += [f"- {line}" for line in findings] or [
+        "No cell completed, so there is nothing to compare."
+    ]
+    lines.append("")
+    for scenario in results.scenario_names:
+        lines += _scenario_section(results, scenario)
+    lines += _not_ok_section(results) + _warnings_section(results)
+    lines += _environment_section(results)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_report(run_dir: Path | str) -> Path:
+    """Write ``report.md`` atomically from the run folder; returns its path."""
+    results = load(run_dir)
+    return atomic_write_text(results.run_dir / schema.REPORT_MD, render_report(results))
+
+
+def build_all(run_dir: Path | str) -> list[Path]:
+    """The whole analysis step: summary.csv, then charts, then report.md; files written."""
+    written = [write_summary(run_dir)]
+    written += draw_charts(run_dir)
+    written.append(write_report(run_dir))
+    return written

@@ -1,0 +1,312 @@
+"""Everything the two target apps share: routes, limits, validation, work and JSON bodies.
+
+The Flask and FastAPI apps are thin adapters over these pure functions, so their
+equivalence is structural: for the same request both call the same code and send the
+same bytes. The one thing left to each app is how it waits (``time.sleep`` in a WSGI
+worker, ``await asyncio.sleep`` on the event loop) and how it reads a request body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import re
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Protocol
+
+CONTENT_TYPE = "application/json"
+
+# Path -> allowed methods. Both apps register their routes from this table, and the
+# 405 ``Allow`` header and 404 detail are built from it.
+ROUTES: dict[str, tuple[str, ...]] = {
+    "/health": ("GET", "HEAD"),
+    "/io": ("GET", "HEAD"),
+    "/stall": ("GET", "HEAD"),
+    "/cpu": ("GET", "HEAD"),
+    "/json": ("GET", "HEAD"),
+    "/echo": ("POST",),
+}
+
+DEFAULT_IO_MS = 50
+MAX_IO_MS = 10_000
+DEFAULT_STALL_MS = 1_000
+MAX_STALL_MS = 30_000
+DEFAULT_CPU_WORK = 1_000
+MAX_CPU_WORK = 1_000_000
+DEFAULT_JSON_ITEMS = 100
+MAX_JSON_ITEMS = 10_000
+MAX_SEED = 2**63 - 1
+MAX_BODY_BYTES = 1024 * 1024
+# Far below the interpreter's recursion limit: how deep json.loads can go depends on the
+# stack the framework has already used, so without our own limit the apps could differ.
+MAX_JSON_DEPTH = 256
+BODY_CHUNK_BYTES = 64 * 1024
+DISTRIBUTIONS = ("fixed", "exp")
+CPU_SEED = b"gatebench"
+
+# Longer values are refused before conversion: bounds the work per request and keeps
+# int() clear of CPython's 4300-digit conversion limit.
+MAX_PARAM_CHARS = 64
+# Only plain values are quoted back in error details: the servers decode invalid UTF-8
+# differently (werkzeug keeps "%FF", Starlette gives U+FFFD), so echoing anything else
+# would make the two apps' bodies differ.
+_SHOWABLE = re.compile(r"[A-Za-z0-9 .,_+-]{0,40}")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_NOT_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+
+
+def encode(obj: object) -> bytes:
+    """The one JSON encoder of both apps: compact, sorted keys, ASCII, no NaN."""
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True, allow_nan=False).encode()
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A finished response; each app turns it into its framework's Response."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class HttpError(Exception):
+    """A request the apps refuse; both apps install a handler that sends ``reply()``."""
+
+    def __init__(
+        self, status: int, kind: str, detail: str, param: str | None = None, **headers: str
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.kind, self.detail, self.param = status, kind, detail, param
+        self.headers = headers
+
+    def reply(self) -> Reply:
+        body = {"error": self.kind, "param": self.param, "detail": self.detail}
+        return Reply(self.status, encode(body), dict(self.headers))
+
+
+def ok(body: object) -> Reply:
+    return Reply(200, encode(body))
+
+
+# --- errors raised by the frameworks, mapped to the same bodies --------------------------
+
+
+def not_found() -> HttpError:
+    routes = ", ".join(f"{'/'.join(methods)} {path}" for path, methods in ROUTES.items())
+    return HttpError(404, "not_found", f"no such route; routes are: {routes}")
+
+
+def method_not_allowed(path: str) -> HttpError:
+    methods = ROUTES.get(path)
+    if methods is None:  # the framework matched a path we do not know: treat as unknown
+        return not_found()
+    allowed = ", ".join(methods)
+    return HttpError(405, "method_not_allowed", f"{path} allows {allowed}", Allow=allowed)
+
+
+def http_error(status: int, path: str) -> HttpError:
+    """The body for an HTTP error raised by a framework rather than by our code."""
+    if status == 404:
+        return not_found()
+    if status == 405:
+        return method_not_allowed(path)
+    if status == 413:
+        return body_too_large()
+    if status >= 500:
+        return HttpError(status, "internal_error", "the server failed to handle the request")
+    try:
+        phrase = HTTPStatus(status).phrase.lower()
+    except ValueError:
+        phrase = "error"
+    return HttpError(status, "http_error", f"{status} {phrase}")
+
+
+# --- query parameters ---------------------------------------------------------------------
+
+
+class Query(Protocol):
+    """A multi-valued query mapping (werkzeug MultiDict, Starlette QueryParams)."""
+
+    def getlist(self, key: str) -> list[str]: ...
+
+
+def first(query: Query, name: str) -> str | None:
+    # The first value wins. Starlette's QueryParams.get() would return the last one.
+    values = query.getlist(name)
+    return values[0] if values else None
+
+
+def _shown(raw: str) -> str:
+    return repr(raw) if _SHOWABLE.fullmatch(raw) else "a long value or one with other characters"
+
+
+def _checked(raw: str, name: str, high: int, *, integer: bool) -> float:
+    what = "an integer" if integer else "a number"
+    unit = " (milliseconds)" if name == "ms" else ""
+    rule = f"{name} must be {what} from 0 to {high}{unit}; got {_shown(raw)}"
+    if _NOT_FINITE.fullmatch(raw):
+        raise HttpError(422, "not_finite", rule, name)
+    if len(raw) > MAX_PARAM_CHARS or not (_INTEGER if integer else _NUMBER).fullmatch(raw):
+        raise HttpError(422, "invalid_integer" if integer else "invalid_number", rule, name)
+    value = int(raw) if integer else float(raw) + 0.0  # + 0.0 turns -0.0 into 0.0
+    if not 0 <= value <= high:  # an overflow to inf lands here too
+        raise HttpError(422, "out_of_range", rule, name)
+    return value
+
+
+def float_param(query: Query, name: str, default: int, high: int) -> float:
+    """A number from 0 to ``high``; always a float, so the body's type never varies."""
+    raw = first(query, name)
+    return float(default) if raw is None else float(_checked(raw, name, high, integer=False))
+
+
+def int_param(query: Query, name: str, default: int, high: int) -> int:
+    raw = first(query, name)
+    return default if raw is None else int(_checked(raw, name, high, integer=True))
+
+
+def _choice(query: Query, name: str, choices: tuple[str, ...]) -> str:
+    raw = first(query, name)
+    if raw is None:
+        return choices[0]
+    if raw not in choices:
+        allowed = ", ".join(repr(choice) for choice in choices)
+        detail = f"{name} must be one of {allowed}; got {_shown(raw)}"
+        raise HttpError(422, "invalid_choice", detail, name)
+    return raw
+
+
+# --- /io and /stall: planned waits --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Wait:
+    """What a waiting route will do: the app sleeps ``sleep_s`` then sends ``reply``."""
+
+    sleep_s: float
+    reply: Reply
+
+
+def draw_sleep_ms(ms: float, dist: str, rng: random.Random | None = None) -> float:
+    """The wait for one request: ``ms`` exactly, or exponential with mean ``ms``, capped."""
+    if dist == "fixed" or ms == 0:
+        return ms
+    # The module-level functions are reseeded in each forked gunicorn worker; a private
+    # Random() made at import would give every worker the same sequence.
+    draw = random.expovariate(1 / ms) if rng is None else rng.expovariate(1 / ms)
+    return min(draw, MAX_IO_MS)
+
+
+def plan_io(query: Query) -> Wait:
+    ms = float_param(query, "ms", DEFAULT_IO_MS, MAX_IO_MS)
+    dist = _choice(query, "dist", DISTRIBUTIONS)
+    rng = None  # unseeded: the module-level generator
+    if first(query, "seed") is not None:
+        rng = random.Random(int_param(query, "seed", 0, MAX_SEED))
+    slept_ms = round(draw_sleep_ms(ms, dist, rng), 3)
+    return Wait(slept_ms / 1000, ok({"route": "io", "ms": ms, "slept_ms": slept_ms}))
+
+
+def plan_stall(query: Query) -> Wait:
+    ms = float_param(query, "ms", DEFAULT_STALL_MS, MAX_STALL_MS)
+    return Wait(ms / 1000, ok({"route": "stall", "ms": ms}))
+
+
+# --- /cpu, /json, /echo -------------------------------------------------------------------
+
+
+def cpu_digest(work: int) -> str:
+    """``work`` rounds of sha256 chained from ``CPU_SEED``; hex of the last value."""
+    value = CPU_SEED
+    for _ in range(work):
+        value = hashlib.sha256(value).digest()
+    return value.hex()
+
+
+def cpu(query: Query) -> Reply:
+    work = int_param(query, "work", DEFAULT_CPU_WORK, MAX_CPU_WORK)
+    return ok({"route": "cpu", "work": work, "digest": cpu_digest(work)})
+
+
+def json_items(count: int) -> list[dict[str, object]]:
+    return [
+        {"id": i, "name": f"item-{i}", "price": round(i * 1.25, 2), "tags": ["a", "b"],
+         "active": i % 2 == 0}
+        for i in range(count)
+    ]  # fmt: skip
+
+
+def json_payload(query: Query) -> Reply:
+    count = int_param(query, "items", DEFAULT_JSON_ITEMS, MAX_JSON_ITEMS)
+    return ok({"route": "json", "count": count, "items": json_items(count)})
+
+
+def body_too_large() -> HttpError:
+    detail = f"request body must be at most {MAX_BODY_BYTES} bytes (1 MiB)"
+    return HttpError(413, "body_too_large", detail)
+
+
+def check_declared_length(content_length: str | None) -> None:
+    """Refuse early when the Content-Length header already says the body is too large."""
+    declared = content_length or ""
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise body_too_large()
+
+
+def check_body_size(size: int) -> None:
+    """Called as chunks arrive, so a chunked body is cut off at the limit too."""
+    if size > MAX_BODY_BYTES:
+        raise body_too_large()
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses to inf, which encode() cannot send back
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _depth_exceeds(value: object, limit: int) -> bool:
+    """Whether lists/objects nest more than ``limit`` deep (iterative: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in item)
+    return False
+
+
+def echo(raw: bytes) -> Reply:
+    too_deep = HttpError(
+        400, "invalid_json", f"request body nests deeper than {MAX_JSON_DEPTH} levels"
+    )
+    try:
+        text = raw.decode("utf-8")
+        parsed = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except UnicodeDecodeError:
+        raise HttpError(400, "invalid_json", "request body is not UTF-8") from None
+    except RecursionError:
+        raise too_deep from None
+    except ValueError as exc:  # JSONDecodeError, NaN/Infinity, over-long integers
+        raise HttpError(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
+    # Counting brackets is cheap and bounds the depth, so most bodies skip the walk.
+    brackets = raw.count(b"[") + raw.count(b"{")
+    if brackets > MAX_JSON_DEPTH and _depth_exceeds(parsed, MAX_JSON_DEPTH):
+        raise too_deep
+    return ok({"route": "echo", "echo": parsed})
+
+
+def health() -> Reply:
+    return ok({"status": "ok"})

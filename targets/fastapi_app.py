@@ -1,0 +1,97 @@
+"""The ASGI target: FastAPI serving the routes of ``targets.common``.
+
+This module owns only the FastAPI wiring: routes, error handlers, reading the request
+body, and waiting with ``await asyncio.sleep`` (the event loop serves other requests
+meanwhile). Everything a client can see comes from ``targets.common``, shared with the
+Flask app. Query parameters are parsed by hand, so FastAPI's own validation and error
+bodies never come into play. Serve it with ``uvicorn targets.fastapi_app:app``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from targets import common
+
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+
+# No docs routes (Flask has none) and no trailing-slash redirects (Flask answers 404).
+app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
+
+
+def route(path: str) -> Callable[[Endpoint], Endpoint]:
+    return app.api_route(path, methods=list(common.ROUTES[path]))
+
+
+def send(reply: common.Reply) -> Response:
+    return Response(reply.body, reply.status, headers=reply.headers, media_type=common.CONTENT_TYPE)
+
+
+@route("/health")
+async def health() -> Response:
+    return send(common.health())
+
+
+@route("/io")
+async def io(request: Request) -> Response:
+    wait = common.plan_io(request.query_params)
+    await asyncio.sleep(wait.sleep_s)
+    return send(wait.reply)
+
+
+@route("/stall")
+async def stall(request: Request) -> Response:
+    wait = common.plan_stall(request.query_params)
+    await asyncio.sleep(wait.sleep_s)
+    return send(wait.reply)
+
+
+@route("/cpu")
+async def cpu(request: Request) -> Response:
+    # Runs on the event loop and blocks it, as the same work blocks a WSGI worker:
+    # handing it to a thread pool would give this app capacity the other one lacks.
+    return send(common.cpu(request.query_params))
+
+
+@route("/json")
+async def json_payload(request: Request) -> Response:
+    return send(common.json_payload(request.query_params))
+
+
+@route("/echo")
+async def echo(request: Request) -> Response:
+    common.check_declared_length(request.headers.get("Content-Length"))
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        common.check_body_size(len(body))
+    return send(common.echo(bytes(body)))
+
+
+@app.exception_handler(common.HttpError)
+async def refused(request: Request, error: common.HttpError) -> Response:
+    return send(error.reply())
+
+
+@app.exception_handler(HTTPException)
+async def framework_error(request: Request, error: HTTPException) -> Response:
+    # 404 and 405 from routing.
+    return send(common.http_error(error.status_code, request.url.path).reply())
+
+
+@app.exception_handler(RequestValidationError)
+async def invalid_request(request: Request, error: RequestValidationError) -> Response:
+    # Unreachable while endpoints declare no parameters; here so a future one cannot
+    # leak FastAPI's own error shape.
+    return send(common.http_error(422, request.url.path).reply())
+
+
+@app.exception_handler(Exception)
+async def crashed(request: Request, error: Exception) -> Response:
+    return send(common.http_error(500, request.url.path).reply())

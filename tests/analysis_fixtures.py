@@ -1,0 +1,252 @@
+"""A synthetic but realistic run folder for the analysis tests (summary, charts, report).
+
+``make_run(root)`` writes what the runner would: manifest.json and raw/<cell_id>/ with an
+exact HDR histogram (real ``HdrHistogram`` encoding), resource samples inside and outside
+the measurement window, and locust's own stats CSV. One cell failed and has no raw files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from hdrh.histogram import HdrHistogram
+
+from harness import schema
+
+SERVICE_TIME_MS = 50.0
+DURATION_S = 10.0
+WARMUP_S = 3.0
+EPOCH = 1764075600.0
+
+# Inside the window: server CPU 50 with one 40/60 pair (mean 50), RSS peaks at 120, generator 30.
+# Outside it: absurd values, so any leak of warm-up or tail samples breaks the figures.
+SERVER_CPU_MEAN = 50.0
+SERVER_RSS_PEAK = 120.0
+GENERATOR_CPU_MEAN = 30.0
+OUTSIDE_CPU = 9999.0
+OUTSIDE_RSS = 99999.0
+
+TARGETS = {
+    "flask-gunicorn-sync": {
+        "name": "flask-gunicorn-sync",
+        "app": "targets.flask_app:app",
+        "server": "gunicorn",
+        "framework": "flask",
+        "interface": "wsgi",
+        "worker_class": "sync",
+        "workers": 4,
+        "threads": 1,
+        "slots": 4,
+        "description": "Flask on gunicorn, 4 sync workers",
+    },
+    "fastapi-uvicorn": {
+        "name": "fastapi-uvicorn",
+        "app": "targets.fastapi_app:app",
+        "server": "uvicorn",
+        "framework": "fastapi",
+        "interface": "asgi",
+        "worker_class": "asyncio",
+        "workers": 1,
+        "threads": 1,
+        "slots": None,
+        "description": "FastAPI on uvicorn, 1 process with an event loop",
+    },
+}
+
+# (target, users) -> (successes/s, failures): what each ok cell "measured".
+THROUGHPUT = {
+    ("flask-gunicorn-sync", 10): (78.0, 0),
+    ("flask-gunicorn-sync", 100): (77.0, 5),
+    ("fastapi-uvicorn", 10): (195.0, 0),
+    ("fastapi-uvicorn", 100): (1890.0, 0),
+}
+FAILED_CELL = ("flask-gunicorn-sync", 200)
+FAILED_ERROR = "server did not answer on /health within 10 s"
+
+
+@dataclass
+class FakeRun:
+    run_dir: Path
+    latencies_us: dict[str, np.ndarray] = field(default_factory=dict)  # ok cells only
+    windows: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    @staticmethod
+    def cell_id(target: str, users: int, trial: int = 1, scenario: str = "io") -> str:
+        return schema.Cell(
+            scenario, target, "closed", users, None, trial, DURATION_S, WARMUP_S, SERVICE_TIME_MS
+        ).cell_id
+
+
+def encode(values_us: np.ndarray) -> str:
+    histogram = HdrHistogram(1, 3_600_000_000, 3)
+    for value in values_us:
+        histogram.record_value(int(value))
+    return histogram.encode().decode("ascii")
+
+
+def _latency_doc(values_us: np.ndarray, failures: int, start: float) -> dict[str, object]:
+    successes = len(values_us)
+    per_second = [[s, successes // int(DURATION_S), 0] for s in range(int(DURATION_S))]
+    per_second[-1][2] = failures
+    kinds = {"HTTPError 500": failures - 2, "ConnectionRefusedError": 2} if failures else {}
+    hist = encode(values_us)
+    return {
+        "schema": 1,
+        "unit": "us",
+        "window_start": start,
+        "window_end": start + DURATION_S,
+        "duration_s": DURATION_S,
+        "warmup_s": WARMUP_S,
+        "successes": successes,
+        "failures": failures,
+        "failures_by_kind": kinds,
+        "histogram": hist,
+        "per_second": per_second,
+        "by_name": {"GET /io": {"successes": successes, "failures": failures, "histogram": hist}},
+    }
+
+
+def _write_resources(path: Path, start: float) -> None:
+    end = start + DURATION_S
+    rows: list[list[object]] = []
+    t = start - WARMUP_S - 1.0
+    index = 0
+    while t <= end + 3.0:
+        inside = start <= t <= end
+        if inside:
+            cpu = {5: 40.0, 6: 60.0}.get(index, SERVER_CPU_MEAN)
+            rss = SERVER_RSS_PEAK if index == 5 else 100.0
+            gen_cpu = GENERATOR_CPU_MEAN
+        else:
+            cpu, rss, gen_cpu = OUTSIDE_CPU, OUTSIDE_RSS, OUTSIDE_CPU
+        rows.append([round(t, 3), "server", cpu, rss, 5])
+        rows.append([round(t, 3), "generator", gen_cpu, 80.0, 1])
+        index += 1 if inside else 0
+        t += 0.5
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["t", "role", "cpu_pct", "rss_mb", "procs"])
+        writer.writerows(rows)
+
+
+LOCUST_COLUMNS = [
+    "Type", "Name", "Request Count", "Failure Count", "Median Response Time",
+    "Average Response Time", "Min Response Time", "Max Response Time", "Average Content Size",
+    "Requests/s", "Failures/s", "50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%",
+    "99.9%", "99.99%", "100%",
+]  # fmt: skip
+
+
+def _write_locust_stats(path: Path, values_us: np.ndarray, failures: int) -> None:
+    ms = np.sort(values_us) / 1000.0
+    count = len(ms) + failures
+
+    def pct(q: float) -> int:  # locust rounds to ~2 significant digits
+        return int(float(f"{np.percentile(ms, q):.2g}"))
+
+    figures = [
+        count, failures, pct(50), round(float(ms.mean()), 2), round(float(ms.min()), 2),
+        round(float(ms.max()), 2), 17.0, round(count / (DURATION_S + WARMUP_S), 2),
+        round(failures / (DURATION_S + WARMUP_S), 2),
+        *(pct(q) for q in (50, 66, 75, 80, 90, 95, 98, 99, 99.9, 99.99, 100)),
+    ]  # fmt: skip
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(LOCUST_COLUMNS)
+        writer.writerow(["GET", "/io", *figures])
+        writer.writerow(["", "Aggregated", *figures])
+
+
+def _cell(target: str, users: int, trial: int, status: str, scenario: str) -> dict[str, object]:
+    cell = schema.Cell(
+        scenario, target, "closed", users, None, trial, DURATION_S, WARMUP_S, SERVICE_TIME_MS
+    )
+    record = schema.CellRecord(
+        cell, status, "2026-11-25T13:00:00Z", "2026-11-25T13:00:14Z", None, []
+    )
+    if status == schema.STATUS_FAILED:
+        record.error = FAILED_ERROR
+    return record.to_dict()
+
+
+def make_run(root: Path, trials: int = 1, extra_scenario: bool = False) -> FakeRun:
+    """Write a run folder under ``root``: io x 2 targets x users 10/100 (+1 failed cell).
+
+    ``extra_scenario`` adds a scenario "broken" whose only cell failed (charts must skip it).
+    """
+    run_dir = root / "20261125T130000Z-abc1234"
+    run = FakeRun(run_dir)
+    rng = np.random.default_rng(42)
+    cells: list[dict[str, object]] = []
+    start = EPOCH
+    for trial in range(1, trials + 1):
+        for (target, users), (rps, failures) in THROUGHPUT.items():
+            cell = _cell(target, users, trial, schema.STATUS_OK, "io")
+            cell_id = str(cell["cell_id"])
+            cells.append(cell)
+            successes = int(rps * DURATION_S) + (trial - 1) * 10
+            mean_latency_us = users / rps * 1e6  # Little's law for a closed loop
+            values = rng.lognormal(np.log(mean_latency_us), 0.25, successes).astype(np.int64)
+            raw = run_dir / schema.RAW_DIR / cell_id
+            raw.mkdir(parents=True)
+            doc = _latency_doc(values, failures, start)
+            (raw / schema.LATENCY_FILE).write_text(json.dumps(doc))
+            _write_resources(raw / schema.RESOURCES_FILE, start)
+            _write_locust_stats(raw / "locust_stats.csv", values, failures)
+            run.latencies_us[cell_id] = values
+            run.windows[cell_id] = (start, start + DURATION_S)
+            start += 20.0
+        cells.append(_cell(*FAILED_CELL, trial, schema.STATUS_FAILED, "io"))
+    scenarios = {
+        "io": {
+            "file": "scenarios/io.py",
+            "sha256": "3f5a9c0e1b2d4f6a8c0e1b2d4f6a8c0e1b2d4f6a8c0e1b2d4f6a8c0e1b2d4f6a",
+            "description": "I/O-bound endpoint: GET /io waits 50 ms, like a database call.\n\n"
+            "The rest of the docstring.",
+            "settings": {"service_time_ms": SERVICE_TIME_MS, "users": [10, 100, 200]},
+        }
+    }
+    if extra_scenario:
+        cells.append(_cell("fastapi-uvicorn", 10, 1, schema.STATUS_FAILED, "broken"))
+        scenarios["broken"] = {
+            "file": "scenarios/broken.py",
+            "sha256": "0" * 64,
+            "description": "A scenario whose cells all fail.",
+            "settings": {},
+        }
+    manifest = {
+        "schema_version": schema.SCHEMA_VERSION,
+        "run_id": run_dir.name,
+        "status": "failed",
+        "created_at": "2026-11-25T13:00:00Z",
+        "finished_at": "2026-11-25T13:03:00Z",
+        "argv": ["python", "-m", "harness", "run", "--profile", "smoke"],
+        "options": {"profile": "smoke", "duration_s": DURATION_S, "trials": trials},
+        "profile": {"name": "smoke", "users": [10, 100, 200], "duration_s": DURATION_S},
+        "machine": {
+            "cpu_model": "Example CPU @ 3.0GHz",
+            "cpu_count": 2,
+            "platform": "Linux-6.1-x86_64",
+            "python": "3.11.7",
+            "hostname": "bench-box",
+        },
+        "pinning": {
+            "server_cpus": [0],
+            "generator_cpus": [1],
+            "applied": True,
+            "note": "taskset",
+        },
+        "packages": {"locust": "2.47.0", "flask": "3.1.0", "fastapi": "0.115.0"},
+        "git": {"sha": "abc1234", "dirty": False},
+        "scenarios": scenarios,
+        "targets": TARGETS,
+        "cells": cells,
+        "warnings": ["generator CPU set shares a core with the server (smoke profile)"],
+    }
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / schema.MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+    return run

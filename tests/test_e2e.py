@@ -1,0 +1,129 @@
+"""End-to-end: real servers, real locust, real results folders.
+
+These run ``python -m harness`` as a user would and check what lands on disk.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.scenarios import SCENARIO_DIR, scenario_files
+from harness.schema import SUMMARY_COLUMNS
+from targets.registry import TARGETS
+
+PROJECT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.e2e
+
+
+def harness(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def read_summary(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "summary.csv", newline="") as handle:
+        reader = csv.DictReader(handle)
+        assert tuple(reader.fieldnames or ()) == SUMMARY_COLUMNS
+        return list(reader)
+
+
+def test_smoke_profile_writes_a_complete_results_folder(tmp_path: Path) -> None:
+    run_dir = tmp_path / "smoke"
+    done = harness("run", "--profile", "smoke", "--out", str(run_dir))
+    assert done.returncode == 0, done.stderr
+    assert "[1/4]" in done.stderr and "ETA" in done.stderr  # progress is shown
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["profile"]["name"] == "smoke"
+    assert manifest["scenarios"]["io"]["sha256"]
+    assert {c["status"] for c in manifest["cells"]} == {"ok"}
+    rows = read_summary(run_dir)
+    assert len(rows) == 4
+    by_key = {(r["target"], int(r["users"])): r for r in rows}
+    for row in rows:
+        assert float(row["rps"]) > 0 and float(row["p50_ms"]) >= 50.0
+        assert float(row["server_cpu_pct"]) > 0 and float(row["generator_cpu_pct"]) > 0
+    # 50 users waiting 50 ms: one event loop holds them all, 4 sync workers hold 4.
+    sync = float(by_key[("flask-gunicorn-sync", 50)]["rps"])
+    asgi = float(by_key[("fastapi-uvicorn", 50)]["rps"])
+    assert sync < 4 / 0.05 * 1.05
+    assert asgi > 3 * sync
+    charts = list((run_dir / "charts").glob("*.png"))
+    assert len(charts) >= 2 and all(c.stat().st_size > 5000 for c in charts)
+    report = (run_dir / "report.md").read_text()
+    assert "fastapi-uvicorn" in report and "charts/" in report
+    for cell in manifest["cells"]:
+        raw = run_dir / "raw" / cell["cell_id"]
+        assert (raw / "latency.json").is_file() and (raw / "locust_stats.csv").is_file()
+
+
+def test_every_scenario_file_runs_on_every_target(tmp_path: Path) -> None:
+    names = [p.stem for p in scenario_files()]
+    run_dir = tmp_path / "all"
+    done = harness(
+        "run", "--scenarios", ",".join(names), "--targets", ",".join(TARGETS),
+        "--users", "4", "--duration", "2", "--warmup", "0.5", "--out", str(run_dir),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = read_summary(run_dir)
+    assert {(r["scenario"], r["target"]) for r in rows} == {(s, t) for s in names for t in TARGETS}
+    for row in rows:
+        assert row["status"] == "ok", row
+        assert int(row["requests"]) > 0 and int(row["failures"]) == 0, row
+
+
+@pytest.fixture
+def copied_scenario() -> object:
+    path = SCENARIO_DIR / "zz_e2e_copy.py"
+    shutil.copy(SCENARIO_DIR / "io.py", path)
+    yield path.stem
+    path.unlink(missing_ok=True)
+
+
+def test_a_copied_scenario_file_is_listed_and_runs(tmp_path: Path, copied_scenario: str) -> None:
+    listed = harness("list")
+    assert listed.returncode == 0 and copied_scenario in listed.stdout
+    run_dir = tmp_path / "copy"
+    done = harness(
+        "run", "--scenarios", copied_scenario, "--targets", "fastapi-uvicorn",
+        "--users", "2", "--duration", "1", "--warmup", "0", "--out", str(run_dir),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert read_summary(run_dir)[0]["scenario"] == copied_scenario
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["run", "--targets", "nope"], "flask-gunicorn-sync"),
+        (["run", "--scenarios", "nope"], "io"),
+        (["run", "--users", "0"], "--users"),
+        (["run", "--users", "10,,x"], "--users"),
+        (["run", "--duration", "-3"], "--duration"),
+        (["run", "--duration", "soon"], "--duration"),
+        (["run", "--profile", "huge"], "smoke"),
+        (["run", "--trials", "0"], "--trials"),
+        (["serve", "nope"], "fastapi-uvicorn"),
+        (["report", "/nonexistent/run"], "/nonexistent/run"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_usage_is_one_line_and_exit_2(args: list[str], expected: str) -> None:
+    done = harness(*args, timeout=60)
+    assert done.returncode == 2, done
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert expected in lines[0]

@@ -1,0 +1,123 @@
+"""targets.registry: the target table, capacity (slots) and server command lines."""
+
+from __future__ import annotations
+
+import pytest
+
+from targets.registry import SERVER_COMMANDS, TARGETS, Target
+
+
+def option(argv: list[str], flag: str) -> str:
+    assert argv.count(flag) == 1, f"{flag} not exactly once in {argv}"
+    return argv[argv.index(flag) + 1]
+
+
+def test_names_match_keys_and_main_targets_present() -> None:
+    for name, target in TARGETS.items():
+        assert target.name == name
+    assert {"flask-gunicorn-sync", "flask-gunicorn-gthread", "fastapi-uvicorn"} <= set(TARGETS)
+
+
+@pytest.mark.parametrize("target", TARGETS.values(), ids=list(TARGETS))
+def test_row_is_consistent(target: Target) -> None:
+    assert target.server in SERVER_COMMANDS
+    assert target.interface in {"wsgi", "asgi"}
+    module, _, attribute = target.app.partition(":")
+    assert module.startswith("targets.") and attribute
+    assert target.workers >= 1 and target.threads >= 1
+    assert target.description.strip()
+
+
+def test_both_interfaces_represented() -> None:
+    assert {t.interface for t in TARGETS.values()} == {"wsgi", "asgi"}
+
+
+def test_slots_sync_is_workers() -> None:
+    sync = TARGETS["flask-gunicorn-sync"]
+    assert sync.worker_class == "sync"
+    assert sync.slots == sync.workers == 4
+
+
+def test_slots_gthread_is_workers_times_threads() -> None:
+    gthread = TARGETS["flask-gunicorn-gthread"]
+    assert gthread.worker_class == "gthread"
+    assert gthread.slots == gthread.workers * gthread.threads == 32
+
+
+def test_slots_asyncio_is_unbounded() -> None:
+    assert TARGETS["fastapi-uvicorn"].slots is None
+    assert TARGETS["fastapi-uvicorn"].with_settings(workers=4).slots is None
+
+
+@pytest.mark.parametrize("target", TARGETS.values(), ids=list(TARGETS))
+def test_command_is_argv_with_host_port_app(target: Target) -> None:
+    argv = target.command("127.0.0.1", 18765)
+    assert isinstance(argv, list) and argv
+    assert all(isinstance(item, str) for item in argv)
+    assert argv[-1] == target.app
+    assert "127.0.0.1" in " ".join(argv)
+    assert "18765" in " ".join(argv)
+    assert "0.0.0.0" not in argv
+    # one argument per item: never a shell string
+    assert not any(" " in item for item in argv)
+
+
+def test_gunicorn_binds_host_port() -> None:
+    argv = TARGETS["flask-gunicorn-sync"].command("127.0.0.1", 8001)
+    assert "gunicorn" in argv
+    assert option(argv, "--bind") == "127.0.0.1:8001"
+    assert option(argv, "--worker-class") == "sync"
+    assert option(argv, "--workers") == "4"
+    assert "--threads" not in argv
+
+
+def test_gthread_passes_threads() -> None:
+    argv = TARGETS["flask-gunicorn-gthread"].command("127.0.0.1", 8002)
+    assert option(argv, "--worker-class") == "gthread"
+    assert option(argv, "--workers") == "4"
+    assert option(argv, "--threads") == "8"
+
+
+def test_uvicorn_binds_host_port() -> None:
+    argv = TARGETS["fastapi-uvicorn"].command("127.0.0.1", 8003)
+    assert "uvicorn" in argv
+    assert option(argv, "--host") == "127.0.0.1"
+    assert option(argv, "--port") == "8003"
+    assert option(argv, "--workers") == "1"
+
+
+def test_with_settings_overrides_counts() -> None:
+    base = TARGETS["flask-gunicorn-gthread"]
+    changed = base.with_settings(workers=2, threads=3)
+    assert (changed.workers, changed.threads, changed.slots) == (2, 3, 6)
+    argv = changed.command("127.0.0.1", 9000)
+    assert option(argv, "--workers") == "2"
+    assert option(argv, "--threads") == "3"
+    # the table itself is untouched
+    assert (base.workers, base.threads) == (4, 8)
+    assert TARGETS["flask-gunicorn-gthread"].slots == 32
+
+
+def test_with_settings_partial_keeps_the_rest() -> None:
+    base = TARGETS["flask-gunicorn-gthread"]
+    assert base.with_settings(workers=1).threads == base.threads
+    assert base.with_settings(threads=2).workers == base.workers
+    assert base.with_settings() == base
+
+
+def test_sync_target_refuses_a_thread_count_it_would_not_run() -> None:
+    # gunicorn passes --threads only to gthread workers: accepting threads=8 on a sync
+    # target would report 32 slots for a server that runs 4, a bound 8x too high.
+    with pytest.raises(ValueError, match="only gthread workers take a thread count"):
+        TARGETS["flask-gunicorn-sync"].with_settings(threads=8)
+    changed = TARGETS["flask-gunicorn-gthread"].with_settings(threads=2)
+    argv = changed.command("127.0.0.1", 9000)
+    assert changed.slots == changed.workers * int(option(argv, "--threads"))
+
+
+def test_settings_record_for_manifest() -> None:
+    settings = TARGETS["fastapi-uvicorn"].settings()
+    assert settings["name"] == "fastapi-uvicorn"
+    assert settings["slots"] is None
+    assert settings["interface"] == "asgi"
+    assert TARGETS["flask-gunicorn-gthread"].settings()["slots"] == 32
