@@ -2,8 +2,14 @@
 
 This module owns ``RUN/charts/*.png`` and their names. It reads the run through
 ``harness.results`` only. Each target keeps one colour across every chart of a run (from the
-sorted target names); the Little's-law bound is drawn dashed in the target's colour; failed
-cells are red crosses on the x axis and flagged cells (errors, generator-bound) hollow markers.
+sorted target names); the Little's-law bound is drawn dashed in the target's colour. A point
+is the median over trials; with more than one trial its error bar is the 95% confidence
+interval of the mean (Student's t, from summary.csv). Generator-bound cells get a black hollow
+square (they measure the load generator, not the server), cells with more than 5% errors a
+hollow circle, stalled cells a "stall" note, and failed or skipped cells red crosses on the x
+axis. Open-load latency charts draw p99 from the intended start (corrected for coordinated
+omission, solid) and from the actual send (uncorrected, dotted). A scenario with stalled cells
+also gets ``<scenario>_stall.png``: successful requests per second over the window, stall shaded.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import matplotlib
 
@@ -23,15 +30,18 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from harness import schema
-from harness.results import Results, load
+from harness.results import Results, load, per_second
+from harness.summary import ERROR_RATE_LIMIT
 
 DPI = 110
 FIGSIZE = (8.0, 5.0)
 LOG_RATIO = 20.0  # use a log axis when the data spans more than this factor
 Colour = tuple[float, float, float, float]
+LineStyle = Literal["-", "--", ":"]
 
 
 @dataclass(frozen=True)
@@ -65,12 +75,27 @@ def target_colours(target_names: list[str]) -> dict[str, Colour]:
     return {name: palette(index % 10) for index, name in enumerate(sorted(target_names))}
 
 
+# Error bars of a figure: the summary columns holding its confidence interval over trials.
+CI_COLUMNS = {"rps": ("rps_ci_low", "rps_ci_high"), "p99_ms": ("p99_ci_low_ms", "p99_ci_high_ms")}
+CI_LABEL = "error bars: 95% CI of the mean over trials (Student's t)"
+GENERATOR_LABEL = "generator-bound: measures the load generator"
+
+
 def _by_load(rows: pd.DataFrame, x: str, value: str) -> pd.DataFrame:
-    """Median, min and max of ``value`` across trials at each load level."""
-    data = pd.DataFrame({"x": rows[x].astype("float64"), "v": rows[value].astype("float64")})
-    data = data.dropna()
-    grouped = data.groupby("x")["v"].agg(["median", "min", "max", "count"]).reset_index()
-    return grouped.sort_values("x")
+    """Median across trials of ``value`` at each load level, with its CI when there is one."""
+    low, high = CI_COLUMNS.get(value, (value, value))
+    data = pd.DataFrame(
+        {
+            "x": rows[x].astype("float64"),
+            "v": rows[value].astype("float64"),
+            "low": rows[low].astype("float64"),
+            "high": rows[high].astype("float64"),
+        }
+    ).dropna(subset=["x", "v"])
+    grouped = data.groupby("x").agg(
+        median=("v", "median"), low=("low", "first"), high=("high", "first"), count=("v", "size")
+    )
+    return grouped.reset_index().sort_values("x")
 
 
 def _plot_series(
@@ -79,26 +104,42 @@ def _plot_series(
     stats = _by_load(rows, x, value)
     if stats.empty:
         return
-    if (stats["count"] > 1).any():
-        yerr = np.vstack([stats["median"] - stats["min"], stats["max"] - stats["median"]])
-        ax.errorbar(stats["x"], stats["median"], yerr=yerr, color=colour, capsize=3, **style)  # type: ignore[arg-type]
-    else:
-        ax.plot(stats["x"], stats["median"], color=colour, **style)  # type: ignore[arg-type]
+    bars = stats[(stats["count"] > 1) & stats["low"].notna() & stats["high"].notna()]
+    ax.plot(stats["x"], stats["median"], color=colour, **style)  # type: ignore[arg-type]
+    if len(bars) and value in CI_COLUMNS:
+        # The CI is of the mean, the point the median: clip so a bar never points backwards.
+        below = (bars["median"] - bars["low"]).clip(lower=0)
+        above = (bars["high"] - bars["median"]).clip(lower=0)
+        ax.errorbar(
+            bars["x"],
+            bars["median"],
+            yerr=np.vstack([below, above]),
+            color=colour,
+            linestyle="none",
+            capsize=4,
+            alpha=float(style.get("alpha", 1.0)),  # type: ignore[arg-type]
+        )
 
 
-def _flagged(rows: pd.DataFrame) -> pd.Series:
-    errors = rows["failures"].fillna(0).astype("int64") > 0
-    generator = rows["generator_bound"].fillna(False).astype(bool)
-    return errors | generator
+def _has_error_bars(rows: pd.DataFrame) -> bool:
+    ok = rows[rows["status"].eq(schema.STATUS_OK).fillna(False)]
+    return bool((ok["trials"].fillna(0) > 1).any() and ok["rps_ci_low"].notna().any())
+
+
+def _generator_bound(rows: pd.DataFrame) -> pd.Series:
+    return rows["generator_bound"].fillna(False).astype(bool)
+
+
+def _erroring(rows: pd.DataFrame) -> pd.Series:
+    return rows["error_rate"].fillna(0.0).astype("float64") > ERROR_RATE_LIMIT
 
 
 def _mark_cells(
     ax: Axes, rows: pd.DataFrame, x: str, value: str, colours: dict[str, Colour]
 ) -> None:
-    """Hollow markers on flagged ok cells, red crosses on the x axis for failed ones."""
+    """Marks on ok cells not to trust; red crosses on the x axis for cells without data."""
     ok = rows[rows["status"].eq(schema.STATUS_OK).fillna(False)]
-    flagged = ok[_flagged(ok)]
-    for target, group in flagged.groupby("target"):
+    for target, group in ok[_erroring(ok)].groupby("target"):
         ax.plot(
             group[x].astype("float64"),
             group[value].astype("float64"),
@@ -109,6 +150,27 @@ def _mark_cells(
             markeredgecolor=colours[str(target)],
             markeredgewidth=1.5,
             zorder=4,
+        )
+    bound = ok[_generator_bound(ok)]
+    ax.plot(
+        bound[x].astype("float64"),
+        bound[value].astype("float64"),
+        linestyle="none",
+        marker="s",
+        markersize=15,
+        markerfacecolor="none",
+        markeredgecolor="black",
+        markeredgewidth=1.8,
+        zorder=5,
+    )
+    stalled = ok[ok["stall_for_s"].notna() & ok[value].notna()]
+    for _, row in stalled.iterrows():
+        ax.annotate(
+            f"stall {float(row['stall_for_s']):g} s",
+            (float(row[x]), float(row[value])),
+            xytext=(6, 6),
+            textcoords="offset points",
+            fontsize=8,
         )
     failed = rows[~rows["status"].eq(schema.STATUS_OK).fillna(False)]
     failed = failed[failed[x].notna()]
@@ -128,6 +190,20 @@ def _mark_cells(
         )
 
 
+def _hollow(marker: str, size: float, edge: str, label: str) -> Line2D:
+    return Line2D(
+        [],
+        [],
+        linestyle="none",
+        marker=marker,
+        markersize=size,
+        markerfacecolor="none",
+        markeredgecolor=edge,
+        markeredgewidth=1.5,
+        label=label,
+    )
+
+
 def _legend(ax: Axes, rows: pd.DataFrame, colours: dict[str, Colour], extra: list[Line2D]) -> None:
     handles = [
         Line2D([], [], color=colours[name], marker="o", label=name)
@@ -135,19 +211,12 @@ def _legend(ax: Axes, rows: pd.DataFrame, colours: dict[str, Colour], extra: lis
     ]
     handles += extra
     ok = rows[rows["status"].eq(schema.STATUS_OK).fillna(False)]
-    if _flagged(ok).any():
-        handles.append(
-            Line2D(
-                [],
-                [],
-                linestyle="none",
-                marker="o",
-                markersize=10,
-                markerfacecolor="none",
-                markeredgecolor="grey",
-                label="flagged: errors or generator-bound",
-            )
-        )
+    if _has_error_bars(rows):
+        handles.append(Line2D([], [], color="grey", marker="|", markersize=12, label=CI_LABEL))
+    if _generator_bound(ok).any():
+        handles.append(_hollow("s", 11, "black", GENERATOR_LABEL))
+    if _erroring(ok).any():
+        handles.append(_hollow("o", 10, "grey", f"error rate > {ERROR_RATE_LIMIT:.0%}"))
     if (~rows["status"].eq(schema.STATUS_OK).fillna(False)).any():
         handles.append(
             Line2D(
@@ -157,7 +226,7 @@ def _legend(ax: Axes, rows: pd.DataFrame, colours: dict[str, Colour], extra: lis
                 marker="x",
                 color="red",
                 markeredgewidth=2,
-                label="failed cell (no data)",
+                label="failed or skipped cell (no data)",
             )
         )
     ax.legend(handles=handles, fontsize=8, loc="best", framealpha=0.9)
@@ -198,6 +267,16 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
+# Per load model: (column, legend label, marker, line style) of each latency line.
+LATENCY_LINES: dict[str, list[tuple[str, str, str, LineStyle]]] = {
+    "closed": [("p50_ms", "p50 (median)", "o", "-"), ("p99_ms", "p99", "^", "--")],
+    "open": [
+        ("p99_ms", "p99 from the intended start (corrected)", "^", "-"),
+        ("p99_uncorrected_ms", "p99 from the actual send (uncorrected)", "v", ":"),
+    ],
+}
+
+
 def _throughput_chart(
     results: Results, scenario: str, rows: pd.DataFrame, axis: LoadAxis, colours: dict[str, Colour]
 ) -> Path:
@@ -222,13 +301,15 @@ def _latency_chart(
 ) -> Path:
     fig, ax = plt.subplots(figsize=FIGSIZE)
     ok = rows[rows["status"].eq(schema.STATUS_OK).fillna(False)]
+    # Closed load: p50 and p99. Open load: p99 with and without coordinated omission.
+    lines = LATENCY_LINES[_model(axis)]
     for target, group in ok.groupby("target", sort=True):
         colour = colours[str(target)]
-        _plot_series(ax, group, axis.column, "p50_ms", colour, marker="o")
-        _plot_series(ax, group, axis.column, "p99_ms", colour, marker="^", linestyle="--")
+        for column, _label, marker, line in lines:
+            _plot_series(ax, group, axis.column, column, colour, marker=marker, linestyle=line)
     _mark_cells(ax, rows, axis.column, "p99_ms", colours)
     _style_axes(ax, rows[axis.column], axis, "latency (ms)")
-    values = pd.concat([ok["p50_ms"], ok["p99_ms"]]).astype("float64").dropna()
+    values = pd.concat([ok[line[0]] for line in lines]).astype("float64").dropna()
     values = values[values > 0]
     if len(values) and values.max() / values.min() > LOG_RATIO:
         ax.set_yscale("log")
@@ -238,13 +319,62 @@ def _latency_chart(
     else:
         ax.set_ylim(bottom=0)
     styles = [
-        Line2D([], [], color="grey", marker="o", label="p50 (median)"),
-        Line2D([], [], color="grey", marker="^", linestyle="--", label="p99"),
+        Line2D([], [], color="grey", label=label, marker=marker, linestyle=line)
+        for _column, label, marker, line in lines
     ]
     _legend(ax, rows, colours, styles)
     ax.set_title(_title(results, scenario, "latency", axis), fontsize=10)
     fig.tight_layout()
     return _save(fig, chart_paths(results.run_dir, scenario, _model(axis))["latency"])
+
+
+def stall_chart_path(run_dir: Path | str, scenario: str) -> Path:
+    """Where the throughput-over-time chart of a scenario's stalled cells goes."""
+    return Path(run_dir) / schema.CHARTS_DIR / f"{scenario}_stall.png"
+
+
+def _stall_chart(
+    results: Results, scenario: str, rows: pd.DataFrame, colours: dict[str, Colour]
+) -> Path | None:
+    """Successful requests per second of each stalled cell, the stall shaded."""
+    ok = rows[rows["status"].eq(schema.STATUS_OK).fillna(False)]
+    stalled = ok[ok["stall_for_s"].notna()].sort_values(["load_model", "target"])
+    series = [
+        (row, per_second(results.run_dir, str(row["cell_id"]))) for _, row in stalled.iterrows()
+    ]
+    series = [(row, frame) for row, frame in series if not frame.empty]
+    if not series:
+        return None
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    for row, frame in series:
+        colour = colours[str(row["target"])]
+        load = f"{row['rate']:g}/s open" if row["load_model"] == "open" else f"{row['users']} users"
+        # A second without a completion is absent from the record: it counts 0.
+        counts = frame.set_index("second")["successes"].astype("float64")
+        counts = counts.reindex(range(int(counts.index.max()) + 1), fill_value=0.0)
+        ax.stairs(
+            counts.to_numpy(),
+            np.arange(len(counts) + 1),
+            baseline=None,
+            color=colour,
+            linewidth=1.8,
+            linestyle="-" if row["load_model"] == "open" else "--",
+            label=f"{row['target']}, {load}",
+        )
+        if not pd.isna(row["stall_at_s"]):
+            at = float(row["stall_at_s"])
+            ax.axvspan(at, at + float(row["stall_for_s"]), color=colour, alpha=0.15)
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("seconds into the measurement window")
+    ax.set_ylabel("successful requests per second")
+    ax.grid(True, alpha=0.35)
+    handles, _labels = ax.get_legend_handles_labels()
+    handles.append(Patch(color="grey", alpha=0.3, label="server stalled (SIGSTOP)"))
+    ax.legend(handles=handles, fontsize=8, loc="best", framealpha=0.9)
+    ax.set_title(f"{scenario}: throughput over time around the injected stall", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, stall_chart_path(results.run_dir, scenario))
 
 
 def _model(axis: LoadAxis) -> str:
@@ -270,4 +400,7 @@ def draw_charts(run_dir: Path | str) -> list[Path]:
                 continue
             written.append(_throughput_chart(results, scenario, rows, axis, colours))
             written.append(_latency_chart(results, scenario, rows, axis, colours))
+        scenario_rows = summary[summary["scenario"].eq(scenario).fillna(False)]
+        stall = _stall_chart(results, scenario, scenario_rows, colours)
+        written += [stall] if stall else []
     return written

@@ -10,27 +10,25 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import time
+import tempfile
 from pathlib import Path
 from types import FrameType
 
 from harness import schema
 from harness.cpus import choose_pinning
-from harness.manifest import create_run_dir, new_manifest, now_iso, point_latest, save_manifest
-from harness.plan import RunOptions, build_plan
+from harness.plan import RunOptions
 from harness.profiles import DEFAULT_PROFILE, PROFILES
 from harness.scenarios import discover
-from harness.schema import CellRecord
+from harness.schema import EXIT_FAILED_CELLS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from harness.units import (
     UsageError,
     parse_duration,
     parse_int_list,
     parse_name_list,
     parse_positive_int,
+    parse_rate_list,
 )
 from targets.registry import TARGETS
-
-EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -54,10 +52,27 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--out", help="write the run into this folder (default results/<run-id>)")
     run.add_argument("--server-cpus", help="CPUs for the target server, e.g. 0 or 0,1")
     run.add_argument("--generator-cpus", help="CPUs for locust, e.g. 1")
+    run.add_argument("--rates", help="open-model arrival rates in requests/s, e.g. 200,500")
+    run.add_argument(
+        "--arrivals", default="poisson", help="open-model spacing: poisson (default) or fixed"
+    )
+    run.add_argument("--stall-at", help="pause the server this many seconds into each window")
+    run.add_argument("--stall-for", help="... for this many seconds (default 1)")
+    run.add_argument(
+        "--latency-log", action="store_true", help="also log every request's latency in raw/"
+    )
+    run.add_argument("--no-calibrate", action="store_true", help="skip the generator ceiling")
+    run.add_argument("--no-verify", action="store_true", help="skip the verify gate")
+    run.add_argument(
+        "--resume", metavar="RUN_DIR", help="finish the unfinished cells of an earlier run"
+    )
 
     serve = commands.add_parser("serve", help="start one target by hand and print its URL")
     serve.add_argument("target", help="target name (see `list`)")
     serve.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: free)")
+
+    verify = commands.add_parser("verify", help="check the targets answer alike")
+    verify.add_argument("--targets", help="comma-separated target names (default: all)")
 
     report = commands.add_parser("report", help="rebuild summary, charts and report of a run")
     report.add_argument("run_dir", help="a results folder, e.g. results/latest")
@@ -68,7 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         args = build_parser().parse_args(argv)
-        command = {"list": cmd_list, "run": cmd_run, "serve": cmd_serve, "report": cmd_report}
+        command = {
+            "list": cmd_list,
+            "run": cmd_run,
+            "serve": cmd_serve,
+            "verify": cmd_verify,
+            "report": cmd_report,
+        }
         return command[args.command](args)
     except UsageError as exc:
         print(f"gatebench: error: {exc}", file=sys.stderr)
@@ -128,7 +149,21 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         out=args.out,
         server_cpus=cpus("--server-cpus", args.server_cpus),
         generator_cpus=cpus("--generator-cpus", args.generator_cpus),
+        rates=parse_rate_list(args.rates, "--rates") if args.rates is not None else None,
+        arrivals=_arrivals(args.arrivals),
+        stall_at_s=durations("--stall-at", args.stall_at, zero_ok=True),
+        stall_for_s=durations("--stall-for", args.stall_for)
+        or (1.0 if args.stall_at is not None else None),
+        latency_log=args.latency_log,
+        calibrate=not args.no_calibrate,
+        verify=not args.no_verify,
     )
+
+
+def _arrivals(value: str) -> str:
+    if value not in ("poisson", "fixed"):
+        raise UsageError(f"--arrivals: unknown {value!r}; choose from poisson, fixed")
+    return value
 
 
 def _digits(option: str, value: str) -> list[str]:
@@ -138,73 +173,59 @@ def _digits(option: str, value: str) -> list[str]:
     return items
 
 
+_interrupted = False
+
+
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    """First Ctrl-C or SIGTERM: stop. Later ones: let the clean-up finish."""
+    global _interrupted
+    if _interrupted:
+        print("gatebench: stopping child processes, one moment", file=sys.stderr, flush=True)
+        return
+    _interrupted = True
     raise KeyboardInterrupt
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from harness.runner import Runner
-
-    options = run_options(args)
-    profile = PROFILES[options.profile]
-    scenarios, broken = discover()
-    cells = build_plan(options, profile, scenarios, list(TARGETS), broken)
-    pinning = choose_pinning(options.server_cpus, options.generator_cpus)
-    run_dir = create_run_dir(options.out)
-    manifest = new_manifest(run_dir, ["python", "-m", "harness", *sys.argv[1:]])
-    used_scenarios = sorted({c.scenario for c in cells})
-    used_targets = list(dict.fromkeys(c.target for c in cells))
-    manifest.update(
-        options=options.to_dict(),
-        profile=profile.to_dict(),
-        pinning=pinning.to_dict(),
-        scenarios={name: scenarios[name].to_dict() for name in used_scenarios},
-        targets={name: TARGETS[name].settings() for name in used_targets},
-    )
-    if not pinning.applied:
-        manifest["warnings"].append(f"CPU pinning not applied: {pinning.note}")
-    records = [CellRecord(cell) for cell in cells]
-    runner = Runner(run_dir, manifest, records, scenarios, TARGETS, pinning, progress=_progress)
-    _progress(
-        f"gatebench: {len(cells)} cells ({len(used_scenarios)} scenarios x {len(used_targets)} "
-        f"targets) -> {run_dir}"
-    )
+def _catch_interrupts() -> None:
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    interrupted = False
-    started = time.monotonic()
-    try:
-        runner.run()
-    except KeyboardInterrupt:
-        interrupted = True
-        for record in records:
-            if record.status == schema.STATUS_PENDING:
-                record.status = schema.STATUS_INTERRUPTED
-        _progress("gatebench: interrupted; saving the finished cells")
-    manifest["status"] = (
-        "interrupted"
-        if interrupted
-        else ("failed" if any(r.status != schema.STATUS_OK for r in records) else "complete")
-    )
-    manifest["finished_at"] = now_iso()
-    manifest["elapsed_s"] = round(time.monotonic() - started, 1)
-    runner.save()
-    save_manifest(run_dir, manifest)
-    build_outputs(run_dir)
-    point_latest(run_dir)
-    ok = sum(r.status == schema.STATUS_OK for r in records)
-    _progress(
-        f"gatebench: {ok}/{len(records)} cells ok in {manifest['elapsed_s']:.0f} s; "
-        f"report: {run_dir / schema.REPORT_MD}"
-    )
-    if interrupted:
-        return EXIT_INTERRUPTED
-    return EXIT_OK if ok == len(records) else EXIT_FAILED_CELLS
+    signal.signal(signal.SIGINT, _raise_interrupt)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.session import resume_benchmark, run_benchmark
+
+    argv = ["python", "-m", "harness", *sys.argv[1:]]
+    if args.resume is not None:
+        own = ("command", "resume", "profile", "arrivals")
+        given = [
+            f"--{key.replace('_', '-')}"
+            for key, value in vars(args).items()
+            if key not in own and value not in (None, False)
+        ]
+        if given:
+            raise UsageError(f"--resume takes the run's own options; drop {', '.join(given)}")
+        _catch_interrupts()
+        return resume_benchmark(Path(args.resume), argv, _progress)
+    options = run_options(args)
+    _catch_interrupts()
+    return run_benchmark(options, argv, _progress)
 
 
 def build_outputs(run_dir: Path) -> None:
     from harness.report import build_all
 
     build_all(run_dir)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from harness.verify import format_results, verify_targets
+
+    names = parse_name_list(args.targets, "--targets", list(TARGETS)) if args.targets else TARGETS
+    pinning = choose_pinning()
+    log_dir = Path(tempfile.mkdtemp(prefix="gatebench-verify-"))
+    results = verify_targets([TARGETS[n] for n in names], log_dir, pinning.server_cpus)
+    print(format_results(results))
+    return EXIT_OK if all(r.passed for r in results.values()) else EXIT_FAILED_CELLS
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -220,7 +241,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         wait_ready(url, proc, log, target.name)
         print(f"{target.name} ready at {url}  (log: {log}; Ctrl-C to stop)", flush=True)
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+        _catch_interrupts()
         proc.wait()
         print(f"{target.name} exited with status {proc.returncode}; see {log}", file=sys.stderr)
         return 1

@@ -25,6 +25,7 @@ from locust import User, events
 from locust.env import Environment
 
 from harness.open_load import Schedule, check_user_class, intended_start, make_open_user
+from harness.schema import WINDOW_FILE
 
 HIGHEST_US = 3_600_000_000  # one hour; anything slower is a stuck request, clamped
 SIGNIFICANT_DIGITS = 3
@@ -230,6 +231,12 @@ def _start_window() -> None:
     assert _recorder is not None
     _recorder.open_window(time.time())
     environment = _environment
+    options = environment.parsed_options if environment is not None else None
+    if options is not None:
+        # Tells the orchestrator when the window opens (it times an injected stall by it).
+        window = {"window_start": _recorder.window_start, "window_end": _recorder.window_end}
+        folder = os.path.dirname(os.path.abspath(options.gatebench_out))
+        _write_atomic(os.path.join(folder, WINDOW_FILE), json.dumps(window))
     if environment is not None and _recorder.duration_s > 0:
         gevent.spawn_later(_recorder.warmup_s + _recorder.duration_s, _finish, environment)
 

@@ -29,6 +29,13 @@ class RunOptions:
     out: str | None = None
     server_cpus: tuple[int, ...] | None = None
     generator_cpus: tuple[int, ...] | None = None
+    rates: tuple[float, ...] | None = None  # open-model arrival rates, requests/s
+    arrivals: str = "poisson"  # open-model spacing: "poisson" or "fixed"
+    stall_at_s: float | None = None  # pause the server this long into each window...
+    stall_for_s: float | None = None  # ...for this many seconds (testing the tester)
+    latency_log: bool = False  # also write every request's latency to raw/<cell>/
+    calibrate: bool = True
+    verify: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,22 +73,33 @@ def build_plan(
     cells = []
     for scenario_name in chosen_scenarios:
         scenario = scenarios[scenario_name]
+        if options.rates and scenario.open_problem:
+            raise UsageError(
+                f"scenario {scenario_name} supports closed load only (--users): "
+                f"{scenario.open_problem}"
+            )
         own = profile.scenario_settings
-        users = options.users or (own and scenario.users) or profile.users
+        # --rates alone asks for open load only; with --users too, for both.
+        closed = not options.rates or options.users is not None
+        users = (options.users or (own and scenario.users) or profile.users) if closed else ()
         duration = options.duration_s or (own and scenario.duration_s) or profile.duration_s
         warmup = _first_given(
             options.warmup_s, scenario.warmup_s if own else None, profile.warmup_s
         )
+        levels: list[tuple[str, int, float | None]] = [
+            ("closed", count, None) for count in dict.fromkeys(users)
+        ]
+        levels += [("open", 1, rate) for rate in options.rates or ()]
         for target in chosen_targets:
-            for user_count in dict.fromkeys(users):  # a repeated count would reuse a cell_id
+            for load_model, user_count, rate in levels:
                 for trial in range(1, trials + 1):
                     cells.append(
                         Cell(
                             scenario=scenario_name,
                             target=target,
-                            load_model="closed",
+                            load_model=load_model,
                             users=user_count,
-                            rate=None,
+                            rate=rate,
                             trial=trial,
                             duration_s=duration,
                             warmup_s=warmup,

@@ -26,6 +26,7 @@ def probe_file(path: str, index: int) -> dict[str, Any]:
         "settings": None,
         "user_classes": [],
         "hosts": [],
+        "open_problem": None,
         "error": None,
     }
     try:
@@ -60,6 +61,12 @@ def probe_file(path: str, index: int) -> dict[str, Any]:
                 report["hosts"].append(f"{name}.host = {value.host!r}")
             if not value.tasks:
                 report["error"] = f"user class {name} has no tasks"
+            elif any(isinstance(item, type) for item in value.tasks):
+                # Open-model load calls plain task methods; a TaskSet runs its own loop.
+                report["open_problem"] = (
+                    f"user class {name} uses a TaskSet; open-model load (--rates) runs "
+                    "plain @task methods only"
+                )
     return report
 
 

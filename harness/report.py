@@ -1,8 +1,10 @@
 """The Markdown report of a run (``RUN/report.md``) and ``build_all``, the whole analysis step.
 
-This module owns the words: headline findings computed from the summary, one table and two
-charts per scenario, failed cells, warnings and the environment the numbers came from. It
-reads the run through ``harness.results`` only, so any copied run folder can be re-rendered.
+This module owns the words: headline findings computed from the summary (generator-bound cells
+left out), one table and two charts per scenario and load model, failed cells, warnings and the
+environment the numbers came from; the sections on trust in the numbers (measurement, verify
+gate, flagged and unstable cells, stalls) come from ``harness.report_sections``. It reads the
+run through ``harness.results`` only, so any copied run folder can be re-rendered.
 """
 
 from __future__ import annotations
@@ -10,16 +12,33 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from harness import schema
 from harness.charts import LOAD_AXES, chart_paths, draw_charts
+from harness.report_sections import (
+    EMPTY,
+    closed_vs_open_section,
+    fmt,
+    fmt_exact,
+    fmt_ms,
+    generator_bound_section,
+    load_text,
+    measurement_section,
+    missing,
+    open_table,
+    pinning_warning,
+    stall_section,
+    table,
+    trials_table,
+    unstable_section,
+    verify_section,
+)
 from harness.results import Results, load
 from harness.summary import atomic_write_text, write_summary
 
-EMPTY = "–"
+__all__ = ["build_all", "fmt", "fmt_exact", "fmt_ms", "headline", "render_report", "write_report"]
 
 HOW_TO_READ = (
     "Closed-loop load: each simulated user sends a request, waits for the response and "
@@ -34,55 +53,19 @@ HOW_TO_READ = (
 )
 
 
-def _missing(value: Any) -> bool:
-    if value is None or value is pd.NA:
-        return True
-    return isinstance(value, float) and math.isnan(value)
-
-
-def fmt(value: Any, decimals: int = 1, thousands: bool = True) -> str:
-    """A number for a table cell: fixed decimals, thousands separators, a dash when empty."""
-    if _missing(value):
-        return EMPTY
-    return f"{float(value):,.{decimals}f}" if thousands else f"{float(value):.{decimals}f}"
-
-
-def fmt_ms(value: Any) -> str:
-    """Milliseconds: 2 decimals below 10 ms, 1 above."""
-    return fmt(value, 2 if not _missing(value) and abs(float(value)) < 10 else 1)
-
-
-def fmt_exact(value: Any) -> str:
-    """A derived figure such as a bound: no decimals when it is a whole number."""
-    if _missing(value):
-        return EMPTY
-    number = float(value)
-    return f"{number:,.0f}" if number.is_integer() else f"{number:,.1f}"
-
-
-def _cell_text(value: Any) -> str:
-    return EMPTY if _missing(value) else str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(_cell_text(c) for c in row) + " |" for row in rows]
-    return lines
-
-
 def bound_reason(row: pd.Series) -> str:
     """Why the bound is what it is: "4 slots / 50 ms", "100 users / 50 ms", "offered rate"."""
     service = row["service_time_ms"]
-    if _missing(service):
+    if missing(service):
         return "no service time declared"
-    slots = None if _missing(row["slots"]) else int(row["slots"])
+    slots = None if missing(row["slots"]) else int(row["slots"])
     per = f" / {float(service):g} ms"
     if row["load_model"] == "open":
         rate = row["rate"]
-        if slots is not None and (_missing(rate) or slots / (float(service) / 1000) < rate):
+        if slots is not None and (missing(rate) or slots / (float(service) / 1000) < rate):
             return f"{slots} slots{per}"
         return "the offered rate"
-    users = None if _missing(row["users"]) else int(row["users"])
+    users = None if missing(row["users"]) else int(row["users"])
     if slots is not None and (users is None or slots < users):
         return f"{slots} slots{per}"
     return f"{users} users{per}"
@@ -94,27 +77,46 @@ def _load_label(load_model: str, value: float) -> str:
 
 def _medians(rows: pd.DataFrame, x: str) -> pd.DataFrame:
     """One row per (target, load level): the median across trials of every figure."""
-    figures = ["rps", "p50_ms", "p99_ms", "bound_rps", "efficiency"]
+    figures = ["rps", "p50_ms", "p99_ms", "p99_uncorrected_ms", "bound_rps", "efficiency"]
     grouped = rows.groupby(["target", x], as_index=False)
     medians = grouped[figures].median()
     first = grouped[["load_model", "users", "rate", "slots", "service_time_ms"]].first()
     return medians.merge(first, on=["target", x])
 
 
+def _cells_text(rows: pd.DataFrame) -> str:
+    return ", ".join(f"{r['target']} at {load_text(r)}" for _, r in rows.iterrows())
+
+
 def headline(results: Results, scenario: str, load_model: str = "closed") -> list[str]:
-    """Findings in words for one scenario, at the highest load every target completed."""
+    """Findings in words for one scenario, at the highest load every target completed.
+
+    Generator-bound cells measure the load generator, so they are left out (and named).
+    """
     x = LOAD_AXES[load_model].column
     summary = results.summary
     rows = summary[summary["scenario"].eq(scenario).fillna(False)]
     rows = rows[rows["load_model"].eq(load_model).fillna(False)]
-    ok = results.ok_rows().loc[lambda f: f.index.isin(rows.index)].dropna(subset=["rps", x])
-    if ok.empty:
+    completed = results.ok_rows().loc[lambda f: f.index.isin(rows.index)].dropna(subset=["rps", x])
+    if completed.empty:
         return []
-    table = _medians(ok, x)
-    coverage = table.groupby(x)["target"].nunique()
+    bound = completed["generator_bound"].fillna(False).astype(bool)
+    ok, left_out = completed[~bound], completed[bound]
+    note = (
+        f"Left out as generator-bound (they measure the load generator): {_cells_text(left_out)}."
+        if len(left_out)
+        else ""
+    )
+    if ok.empty:
+        return [
+            f"Every completed {load_model}-load cell of **{scenario}** was generator-bound: "
+            f"these figures measure the load generator, not the servers. {note}"
+        ]
+    medians = _medians(ok, x)
+    coverage = medians.groupby(x)["target"].nunique()
     # Most targets first, then the highest load: the highest *common* load when there is one.
     level = max(coverage.index, key=lambda value: (coverage[value], value))
-    at = table[table[x] == level].sort_values("rps", ascending=False)
+    at = medians[medians[x] == level].sort_values("rps", ascending=False)
     best, others = at.iloc[0], at.iloc[1:]
     where = f"At {_load_label(load_model, float(level))} on **{scenario}**"
     sentence = f"{where}, {best['target']} served {fmt(best['rps'])} rps"
@@ -133,12 +135,28 @@ def headline(results: Results, scenario: str, load_model: str = "closed") -> lis
         f"{best['target']} reached {fmt(best['efficiency'], 2)} of its bound "
         f"({fmt_exact(best['bound_rps'])} rps = {bound_reason(best)})."
     )
-    p99 = ", ".join(f"{r['target']} {fmt_ms(r['p99_ms'])} ms" for _, r in at.iterrows())
+    p99 = ", ".join(_p99_text(r) for _, r in at.iterrows())
     lines.append(f"p99 latency there: {p99}.")
-    missing = sorted(set(rows["target"].dropna()) - set(at["target"]))
-    if missing:
-        lines.append(f"No completed cell at that load for: {', '.join(missing)}.")
+    absent = sorted(set(rows["target"].dropna()) - set(at["target"]))
+    if absent:
+        lines.append(f"No trusted completed cell at that load for: {', '.join(absent)}.")
+    there = ok[ok[x] == level]
+    unstable = sorted(set(there.loc[there["unstable"].fillna(False).astype(bool), "target"]))
+    if unstable:
+        lines.append(f"Unstable across trials (CV > 10%) there: {', '.join(unstable)}.")
+    flagged = there.dropna(subset=["flags"]).drop_duplicates(subset=["target", "flags"])
+    for _, row in flagged.iterrows():
+        lines.append(f"Flagged: {row['target']} ({row['flags']}).")
+    if note:
+        lines.append(note)
     return [" ".join(lines)]
+
+
+def _p99_text(row: pd.Series) -> str:
+    text = f"{row['target']} {fmt_ms(row['p99_ms'])} ms"
+    if row["load_model"] == "open" and not missing(row["p99_uncorrected_ms"]):
+        text += f" ({fmt_ms(row['p99_uncorrected_ms'])} ms uncorrected)"
+    return text
 
 
 def _scenario_table(rows: pd.DataFrame, load_model: str) -> list[str]:
@@ -147,19 +165,20 @@ def _scenario_table(rows: pd.DataFrame, load_model: str) -> list[str]:
     header = ["target", axis.column, *(["trial"] if trials else [])]
     header += ["rps", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "failures"]
     header += ["bound rps", "efficiency", "server CPU %", "server RSS MB", "generator CPU %"]
-    header += ["status"]
+    header += ["status", "flags"]
     body = []
     ordered = rows.sort_values([axis.column, "target", "trial"], na_position="last")
     for _, row in ordered.iterrows():
-        load = EMPTY if _missing(row[axis.column]) else f"{float(row[axis.column]):g}"
+        load = EMPTY if missing(row[axis.column]) else f"{float(row[axis.column]):g}"
         cells = [str(row["target"]), load, *([str(row["trial"])] if trials else [])]
         cells += [fmt(row["rps"])] + [fmt_ms(row[c]) for c in ("p50_ms", "p90_ms", "p99_ms")]
         cells += [fmt_ms(row["p999_ms"]), fmt_ms(row["max_ms"]), fmt(row["failures"], 0)]
         cells += [fmt_exact(row["bound_rps"]), fmt(row["efficiency"], 2, thousands=False)]
         cells += [fmt(row["server_cpu_pct"]), fmt(row["server_rss_mb"])]
         cells += [fmt(row["generator_cpu_pct"]), str(row["status"])]
+        cells += [EMPTY if missing(row["flags"]) else str(row["flags"])]
         body.append(cells)
-    return _table(header, body)
+    return table(header, body)
 
 
 def _scenario_section(results: Results, scenario: str) -> list[str]:
@@ -174,8 +193,10 @@ def _scenario_section(results: Results, scenario: str) -> list[str]:
         if model_rows.empty:
             continue
         if model == "open":
-            lines += ["### Open load (arrival rate)", ""]
-        lines += [*_scenario_table(model_rows, model), ""]
+            lines += ["### Open load (arrival rate)", "", *open_table(model_rows), ""]
+        else:
+            lines += [*_scenario_table(model_rows, model), ""]
+        lines += trials_table(model_rows, model)
         for name, path in chart_paths(results.run_dir, scenario, model).items():
             if path.is_file():
                 rel = path.relative_to(results.run_dir).as_posix()
@@ -191,7 +212,7 @@ def _not_ok_section(results: Results) -> list[str]:
         [f"`{c.get('cell_id', '?')}`", str(c.get("status", "?")), str(c.get("error") or "")]
         for c in cells
     ]
-    return ["## Failed cells", "", *_table(["cell", "status", "error"], rows), ""]
+    return ["## Failed cells", "", *table(["cell", "status", "error"], rows), ""]
 
 
 def _warnings_section(results: Results) -> list[str]:
@@ -230,7 +251,7 @@ def _environment_section(results: Results) -> list[str]:
             [name, f"`{info.get('file', '')}`", f"`{str(info.get('sha256', ''))[:12]}`"]
             for name, info in scenarios.items()
         ]
-        lines += ["### Scenario files", "", *_table(["scenario", "file", "sha256"], rows), ""]
+        lines += ["### Scenario files", "", *table(["scenario", "file", "sha256"], rows), ""]
     targets = results.targets
     if targets:
         keys = ["server", "framework", "interface", "worker_class", "workers", "threads"]
@@ -244,11 +265,11 @@ def _environment_section(results: Results) -> list[str]:
             for name, t in sorted(targets.items())
         ]
         header = ["target", *keys, "slots", "description"]
-        lines += ["### Targets", "", *_table(header, rows), ""]
+        lines += ["### Targets", "", *table(header, rows), ""]
     packages = manifest.get("packages") or {}
     if packages:
         rows = [[name, str(version)] for name, version in sorted(packages.items())]
-        lines += ["### Packages", "", *_table(["package", "version"], rows), ""]
+        lines += ["### Packages", "", *table(["package", "version"], rows), ""]
     return lines
 
 
@@ -266,6 +287,7 @@ def render_report(results: Results) -> str:
     ]
     if results.status != "complete":
         lines += [f"> This run is **{results.status}**: figures cover only the cells that ran.", ""]
+    lines += pinning_warning(results)
     lines += ["## How to read this", "", HOW_TO_READ, ""]
     findings = [
         line
@@ -278,6 +300,9 @@ def render_report(results: Results) -> str:
         "No cell completed, so there is nothing to compare."
     ]
     lines.append("")
+    lines += generator_bound_section(results) + unstable_section(results)
+    lines += measurement_section(results) + closed_vs_open_section(results)
+    lines += stall_section(results) + verify_section(results)
     for scenario in results.scenario_names:
         lines += _scenario_section(results, scenario)
     lines += _not_ok_section(results) + _warnings_section(results)

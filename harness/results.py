@@ -15,6 +15,7 @@ import pandas as pd
 
 from harness import schema
 from harness.summary import build_summary, coerce_summary, read_latency, read_manifest
+from harness.trials import GROUP_KEYS
 
 PER_SECOND_COLUMNS = ("second", "successes", "failures")
 
@@ -61,6 +62,35 @@ class Results:
         """Rows of cells that ran to completion."""
         return self.summary[self.summary["status"].eq(schema.STATUS_OK).fillna(False)]
 
+    @property
+    def calibration(self) -> dict[str, Any] | None:
+        """The generator's own ceiling as calibrated by the run, None when not measured."""
+        calibration = self.manifest.get("calibration")
+        return calibration if isinstance(calibration, dict) else None
+
+    @property
+    def verify(self) -> dict[str, dict[str, Any]]:
+        """The verify gate's result per target ({} when the run did not verify)."""
+        verify = self.manifest.get("verify")
+        if not isinstance(verify, dict):
+            return {}
+        return {str(k): v for k, v in verify.items() if isinstance(v, dict)}
+
+    @property
+    def options(self) -> dict[str, Any]:
+        options = self.manifest.get("options")
+        return options if isinstance(options, dict) else {}
+
+    def trusted_ok_rows(self) -> pd.DataFrame:
+        """Ok rows that did not measure the load generator (generator_bound not True)."""
+        ok = self.ok_rows()
+        return ok[~ok["generator_bound"].fillna(False).astype(bool)]
+
+    def groups(self) -> pd.DataFrame:
+        """One row per group of trials (its first row; the group columns are the same on all)."""
+        keys = list(GROUP_KEYS)
+        return self.summary.drop_duplicates(subset=keys).reset_index(drop=True)
+
 
 def _run_dir_of(path: Path | str) -> Path:
     run_dir = Path(path)
@@ -74,10 +104,17 @@ def summary_path(run_dir: Path | str) -> Path:
 
 
 def read_summary(run_dir: Path | str) -> pd.DataFrame:
-    """The run's summary.csv with the summary dtypes; rebuilt from raw files when absent."""
+    """The run's summary.csv with the summary dtypes; rebuilt from raw files when absent.
+
+    A summary.csv written before some columns existed is rebuilt from the raw files too
+    (in memory; the folder is not touched) when they are there, so every column is filled.
+    """
     path = summary_path(run_dir)
+    raw = _run_dir_of(run_dir) / schema.RAW_DIR
     if path.is_file():
-        return coerce_summary(pd.read_csv(path))
+        frame = pd.read_csv(path)
+        if set(schema.SUMMARY_COLUMNS) <= set(frame.columns) or not raw.is_dir():
+            return coerce_summary(frame)
     return build_summary(_run_dir_of(run_dir))
 
 

@@ -44,6 +44,7 @@ class Scenario:
     warmup_s: float | None = None
     sha256: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
+    open_problem: str | None = None  # why open-model load cannot run it, if it cannot
 
     @property
     def summary(self) -> str:
@@ -148,6 +149,7 @@ def from_report(path: Path, report: dict[str, Any]) -> Scenario:
         warmup_s=warmup,
         sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
         settings=settings,
+        open_problem=report.get("open_problem"),
     )
 
 

@@ -11,7 +11,9 @@ from typing import Any
 
 # History of SCHEMA_VERSION (manifest.json "schema_version"):
 #   1 - first results layout: manifest.json, summary.csv, raw/<cell_id>/, charts/, report.md
-SCHEMA_VERSION = 1
+#   2 - open-model cells, calibration, verify results, trials statistics and flags: summary
+#       columns p99_uncorrected_ms .. stall_for_s appended; manifest "calibration", "verify"
+SCHEMA_VERSION = 2
 
 # Never rename or reorder these; add new columns at the end.
 SUMMARY_COLUMNS: tuple[str, ...] = (
@@ -49,6 +51,24 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "locust_rps",
     "locust_p50_ms",
     "locust_p99_ms",
+    # measurement you can trust: open load, generator limits, trials
+    "p99_uncorrected_ms",  # open load: p99 from the actual send (coordinated omission kept)
+    "launched",  # open load: arrivals started
+    "late_starts",  # open load: starts more than 10 ms behind schedule
+    "dropped",  # open load: arrivals not started (too many in flight)
+    "generator_ceiling_rps",  # the run's calibration: what the generator alone can drive
+    "flags",  # "; "-separated reasons to distrust the cell, empty when none
+    "trials",  # ok cells in this row's group (scenario, target, load_model, users, rate)
+    "rps_median",
+    "rps_ci_low",  # 95% CI of the mean over the group's trials (Student's t)
+    "rps_ci_high",
+    "rps_cv",  # sample stdev / mean over the group's trials
+    "p99_median_ms",
+    "p99_ci_low_ms",
+    "p99_ci_high_ms",
+    "unstable",  # rps_cv above the threshold of harness.summary
+    "stall_at_s",  # an injected server stall: seconds after the window opened (raw stall.json)
+    "stall_for_s",
 )
 
 MANIFEST_FILE = "manifest.json"
@@ -65,6 +85,15 @@ LOCUST_STDOUT = "locust.stdout.txt"
 LOCUST_STDERR = "locust.stderr.txt"
 LOCUST_CSV_PREFIX = "locust"  # locust --csv writes locust_stats.csv, locust_stats_history.csv, ...
 SERVER_LOG = "server.log"
+WINDOW_FILE = "window.json"  # written by locust_ext when the measurement window opens
+STALL_FILE = "stall.json"  # when and how long the server was paused, if it was
+REQUEST_LOG = "requests.csv"  # optional per-request latency log (--latency-log)
+
+# Exit status of `python -m harness run` (and of the other commands where they apply).
+EXIT_OK = 0  # every cell ran
+EXIT_FAILED_CELLS = 1  # some cells failed or were skipped; the run folder is still complete
+EXIT_USAGE = 2  # bad usage: one line on stderr, nothing run
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM; finished cells are saved
 
 # Cell status values (manifest "cells"[].status and summary "status").
 STATUS_PENDING = "pending"

@@ -49,15 +49,21 @@ def pinned(cpus: Sequence[int] | None) -> Callable[[], None] | None:
 
 
 def start_process(
-    argv: list[str], log_path: Path, cpus: Sequence[int] | None, env: dict[str, str] | None = None
+    argv: list[str],
+    log_path: Path,
+    cpus: Sequence[int] | None,
+    env: dict[str, str] | None = None,
+    stderr_path: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start argv in its own session, pinned, with stdout+stderr to log_path."""
+    """Start argv in its own session, pinned; stdout (and stderr, unless given) to log_path."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
+    with contextlib.ExitStack() as files:
+        log = files.enter_context(open(log_path, "ab"))
+        errors = files.enter_context(open(stderr_path, "ab")) if stderr_path else None
         return subprocess.Popen(
             argv,
             stdout=log,
-            stderr=subprocess.STDOUT,
+            stderr=errors if errors is not None else subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=PROJECT_ROOT,
             env=env,
@@ -132,16 +138,36 @@ class RunningServer:
         stop_process(self.proc)
 
 
+PORT_ATTEMPTS = 3  # another process can take a free port between our check and the bind
+
+
 @contextlib.contextmanager
 def serve(
     target: Target, log_path: Path, cpus: Sequence[int] | None = None, host: str = HOST
 ) -> Iterator[RunningServer]:
     """Start target on a free port, wait until ready, and always stop it afterwards."""
-    port = free_port(host)
-    proc = start_process(target.command(host, port), log_path, cpus)
-    server = RunningServer(target, proc, f"http://{host}:{port}", log_path)
+    server = None
     try:
-        wait_ready(server.url, proc, log_path, target.name)
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            port = free_port(host)
+            proc = start_process(target.command(host, port), log_path, cpus)
+            server = RunningServer(target, proc, f"http://{host}:{port}", log_path)
+            try:
+                wait_ready(server.url, proc, log_path, target.name)
+                break
+            except ServerError:
+                server.stop()
+                if attempt == PORT_ATTEMPTS or not _port_taken(log_path):
+                    raise
+        assert server is not None
         yield server
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
+
+
+def _port_taken(log_path: Path) -> bool:
+    try:
+        return "address already in use" in log_path.read_text(errors="replace").lower()
+    except OSError:
+        return False

@@ -1,7 +1,9 @@
 """The tidy table of a run: one ``summary.csv`` row per manifest cell, built from the run folder.
 
 This module owns reading a run folder's manifest and raw per-cell files (``latency.json``,
-``resources.csv``, ``locust_stats.csv``), the Little's-law bound, and writing ``summary.csv``.
+``resources.csv``, ``locust_stats.csv``, ``stall.json``), the Little's-law bound, the flags that
+say when a cell measured the load generator rather than the server, and writing ``summary.csv``
+(the statistics over trials come from ``harness.trials``).
 It reads only the folder and ``harness.schema``: a run copied from another machine renders the
 same. A missing or unreadable raw file leaves that cell's figures empty; it never raises.
 Public loading for charts, reports and notebooks goes through ``harness.results``.
@@ -21,13 +23,24 @@ import pandas as pd
 
 from harness import schema
 from harness.histogram import LatencyStats, latency_stats
+from harness.trials import add_trial_figures
 
 LOCUST_STATS_FILE = f"{schema.LOCUST_CSV_PREFIX}_stats.csv"
 
 # Counts and flags get nullable dtypes, so an empty figure stays empty (not 0) through build,
 # CSV and reload; measurements are plain floats (NaN when empty), easiest to plot and compute.
-INT_COLUMNS = ("users", "trial", "requests", "failures", "slots")
-BOOL_COLUMNS = ("generator_bound",)
+INT_COLUMNS = (
+    "users",
+    "trial",
+    "requests",
+    "failures",
+    "slots",
+    "launched",
+    "late_starts",
+    "dropped",
+    "trials",
+)
+BOOL_COLUMNS = ("generator_bound", "unstable")
 TEXT_COLUMNS = (
     "scenario",
     "target",
@@ -37,10 +50,19 @@ TEXT_COLUMNS = (
     "load_model",
     "status",
     "cell_id",
+    "flags",
 )
 FLOAT_COLUMNS = tuple(
     c for c in schema.SUMMARY_COLUMNS if c not in (*INT_COLUMNS, *BOOL_COLUMNS, *TEXT_COLUMNS)
 )
+
+# When a cell measured the load generator rather than the server (generator_bound, flags).
+GENERATOR_CPU_LIMIT_PCT = 90.0  # the generator process's mean CPU over the window, % of a core
+CEILING_FRACTION = 0.85  # rps at or above this fraction of the calibrated generator ceiling
+LATE_STARTS_LIMIT = 0.01  # open load: more than this fraction of starts behind schedule
+# Flagged, but not generator-bound: the cell measured a failing server.
+ERROR_RATE_LIMIT = 0.05
+FLAG_SEPARATOR = "; "
 
 
 def atomic_write_text(path: Path, text: str) -> Path:
@@ -110,6 +132,22 @@ def read_locust_aggregate(run_dir: Path | str, cell_id: str) -> dict[str, str] |
     except (OSError, UnicodeDecodeError, csv.Error):
         return None
     return None
+
+
+def read_stall(run_dir: Path | str, cell_id: str) -> dict[str, Any] | None:
+    """A cell's stall.json (``at`` epoch seconds, ``for_s``), or None when there was no stall."""
+    path = cell_dir(run_dir, cell_id) / schema.STALL_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def calibration_rps(manifest: dict[str, Any]) -> float | None:
+    """The generator's ceiling measured by the run's calibration, None when not measured."""
+    calibration = manifest.get("calibration")
+    return _number(calibration.get("rps")) if isinstance(calibration, dict) else None
 
 
 def _number(value: Any) -> float | None:
@@ -198,7 +236,69 @@ def _latency_figures(latency: dict[str, Any]) -> dict[str, Any]:
         "max_ms": stats.max_ms,
         "mean_ms": stats.mean_ms,
         "error_rate": _ratio(failures, requests),
+        **_open_figures(latency),
     }
+
+
+def _open_figures(latency: dict[str, Any]) -> dict[str, Any]:
+    """Open load only: p99 from the actual send, and how well the schedule was kept."""
+    schedule = latency.get("open")
+    if not isinstance(schedule, dict):
+        return {}
+    try:
+        uncorrected = latency_stats(
+            latency.get("histogram_uncorrected"), str(latency.get("unit", "us"))
+        )
+    except ValueError:
+        uncorrected = LatencyStats.empty()
+    return {
+        "p99_uncorrected_ms": uncorrected.p99_ms,
+        "launched": _number(schedule.get("launched")),
+        "late_starts": _number(schedule.get("late")),
+        "dropped": _number(schedule.get("dropped")),
+    }
+
+
+def _stall_figures(stall: dict[str, Any] | None, latency: dict[str, Any]) -> dict[str, Any]:
+    """When an injected stall began, in seconds after the measurement window opened."""
+    if stall is None:
+        return {}
+    at, start = _number(stall.get("at")), _number(latency.get("window_start"))
+    return {
+        "stall_at_s": None if at is None or start is None else at - start,
+        "stall_for_s": _number(stall.get("for_s")),
+    }
+
+
+def _pct(fraction: float) -> str:
+    return f"{round(fraction * 100, 1):g}%"
+
+
+def cell_flags(row: dict[str, Any]) -> tuple[bool | None, list[str]]:
+    """Whether a cell was generator-bound, and every reason to distrust it (thresholds above).
+
+    None instead of a bool when the cell has no figures to judge (it never ran).
+    """
+    rps, cpu = row.get("rps"), row.get("generator_cpu_pct")
+    ceiling = row.get("generator_ceiling_rps")
+    launched, late, dropped = row.get("launched"), row.get("late_starts"), row.get("dropped")
+    generator: list[str] = []
+    if cpu is not None and cpu >= GENERATOR_CPU_LIMIT_PCT:
+        generator.append(f"generator CPU {cpu:.0f}% >= {GENERATOR_CPU_LIMIT_PCT:.0f}%")
+    if rps is not None and ceiling and rps >= CEILING_FRACTION * ceiling:
+        generator.append(
+            f"rps {rps:.0f} >= {_pct(CEILING_FRACTION)} of generator ceiling {ceiling:.0f}"
+        )
+    if launched and late is not None and late / launched > LATE_STARTS_LIMIT:
+        generator.append(f"{_pct(late / launched)} of starts late")
+    if dropped:
+        generator.append(f"{dropped:.0f} arrivals dropped")
+    others = []
+    error_rate = row.get("error_rate")
+    if error_rate is not None and error_rate > ERROR_RATE_LIMIT:
+        others.append(f"error rate {_pct(error_rate)} > {_pct(ERROR_RATE_LIMIT)}")
+    judged = rps is not None or cpu is not None
+    return (bool(generator) if judged else None), generator + others
 
 
 def _locust_figures(row: dict[str, str] | None) -> dict[str, Any]:
@@ -211,7 +311,10 @@ def _locust_figures(row: dict[str, str] | None) -> dict[str, Any]:
 
 
 def summary_row(
-    run_dir: Path | str, cell: dict[str, Any], targets: dict[str, Any]
+    run_dir: Path | str,
+    cell: dict[str, Any],
+    targets: dict[str, Any],
+    ceiling_rps: float | None = None,
 ) -> dict[str, Any]:
     """One summary row for a manifest cell; figures whose raw file is missing stay None."""
     cell_id = str(cell.get("cell_id", ""))
@@ -236,7 +339,8 @@ def summary_row(
         "cell_id": cell_id,
         "slots": slots,
         "service_time_ms": service_time_ms,
-        "generator_bound": None,  # computed by a later issue
+        "generator_bound": None,
+        "generator_ceiling_rps": ceiling_rps,
     }
     bound = bound_rps(
         load_model,
@@ -254,7 +358,10 @@ def summary_row(
             figures["duration_s"] = row["duration_s"]
         row.update(figures)
         row.update(_window_figures(read_resources(run_dir, cell_id), latency))
+        row.update(_stall_figures(read_stall(run_dir, cell_id), latency))
         row["efficiency"] = _ratio(row["rps"], bound)
+        row["generator_bound"], flags = cell_flags(row)
+        row["flags"] = FLAG_SEPARATOR.join(flags) or None
     row.update(_locust_figures(read_locust_aggregate(run_dir, cell_id) if cell_id else None))
     return row
 
@@ -272,6 +379,7 @@ def coerce_summary(frame: pd.DataFrame) -> pd.DataFrame:
         frame[column] = values.astype("boolean")
     for column in TEXT_COLUMNS:
         frame[column] = frame[column].astype("string")
+    frame["flags"] = frame["flags"].replace("", pd.NA)  # no flags: empty, as the CSV reads back
     return frame
 
 
@@ -288,9 +396,11 @@ def build_summary(run_dir: Path | str) -> pd.DataFrame:
     """The summary table of a run folder: one row per manifest cell, in manifest order."""
     manifest = read_manifest(run_dir)
     targets = manifest.get("targets") or {}
+    ceiling = calibration_rps(manifest)
     cells = [c for c in manifest.get("cells") or [] if isinstance(c, dict)]
-    rows = [summary_row(run_dir, cell, targets) for cell in cells]
-    return coerce_summary(pd.DataFrame(rows, columns=list(schema.SUMMARY_COLUMNS)))
+    rows = [summary_row(run_dir, cell, targets, ceiling) for cell in cells]
+    frame = coerce_summary(pd.DataFrame(rows, columns=list(schema.SUMMARY_COLUMNS)))
+    return coerce_summary(add_trial_figures(frame))
 
 
 def write_summary(run_dir: Path | str) -> Path:

@@ -70,3 +70,22 @@ def parse_name_list(text: str, option: str, choices: list[str]) -> tuple[str, ..
         if item not in choices:
             raise UsageError(f"{option}: unknown {item!r}; choose from {', '.join(choices)}")
     return tuple(dict.fromkeys(items))
+
+
+def parse_rate_list(text: str, option: str) -> tuple[float, ...]:
+    """'200,500.5' -> (200.0, 500.5); every item a positive, finite number of requests/s."""
+    items = [item.strip() for item in text.split(",")]
+    if not text.strip() or any(not item for item in items):
+        raise UsageError(f"{option} {text!r}: expected a comma-separated list such as 200,500")
+    values: list[float] = []
+    for item in items:
+        try:
+            value = float(item)
+        except ValueError:
+            value = math.nan
+        if not item.isascii() or not math.isfinite(value) or value <= 0:
+            raise UsageError(f"{option} {text!r}: {item!r} is not a positive number")
+        if value in values:
+            raise UsageError(f"{option} {text!r}: {item} is repeated")
+        values.append(value)
+    return tuple(values)

@@ -110,7 +110,7 @@ def _latency_doc(values_us: np.ndarray, failures: int, start: float) -> dict[str
     }
 
 
-def _write_resources(path: Path, start: float) -> None:
+def _write_resources(path: Path, start: float, generator_cpu: float = GENERATOR_CPU_MEAN) -> None:
     end = start + DURATION_S
     rows: list[list[object]] = []
     t = start - WARMUP_S - 1.0
@@ -120,7 +120,7 @@ def _write_resources(path: Path, start: float) -> None:
         if inside:
             cpu = {5: 40.0, 6: 60.0}.get(index, SERVER_CPU_MEAN)
             rss = SERVER_RSS_PEAK if index == 5 else 100.0
-            gen_cpu = GENERATOR_CPU_MEAN
+            gen_cpu = generator_cpu
         else:
             cpu, rss, gen_cpu = OUTSIDE_CPU, OUTSIDE_RSS, OUTSIDE_CPU
         rows.append([round(t, 3), "server", cpu, rss, 5])
@@ -161,9 +161,12 @@ def _write_locust_stats(path: Path, values_us: np.ndarray, failures: int) -> Non
         writer.writerow(["", "Aggregated", *figures])
 
 
-def _cell(target: str, users: int, trial: int, status: str, scenario: str) -> dict[str, object]:
+def _cell(
+    target: str, users: int, trial: int, status: str, scenario: str, rate: float | None = None
+) -> dict[str, object]:
+    model = "closed" if rate is None else "open"
     cell = schema.Cell(
-        scenario, target, "closed", users, None, trial, DURATION_S, WARMUP_S, SERVICE_TIME_MS
+        scenario, target, model, users, rate, trial, DURATION_S, WARMUP_S, SERVICE_TIME_MS
     )
     record = schema.CellRecord(
         cell, status, "2026-11-25T13:00:00Z", "2026-11-25T13:00:14Z", None, []
@@ -173,10 +176,153 @@ def _cell(target: str, users: int, trial: int, status: str, scenario: str) -> di
     return record.to_dict()
 
 
-def make_run(root: Path, trials: int = 1, extra_scenario: bool = False) -> FakeRun:
+def _closed_latencies(rng: np.random.Generator, users: int, rps: float, n: int) -> np.ndarray:
+    mean_latency_us = users / rps * 1e6  # Little's law for a closed loop
+    return rng.lognormal(np.log(mean_latency_us), 0.25, n).astype(np.int64)
+
+
+def _write_cell(
+    run: FakeRun,
+    cell_id: str,
+    values: np.ndarray,
+    failures: int,
+    start: float,
+    generator_cpu: float = GENERATOR_CPU_MEAN,
+    open_load: dict[str, object] | None = None,
+    uncorrected: np.ndarray | None = None,
+) -> None:
+    """raw/<cell_id>/: latency.json (+ open-load fields), resources.csv, locust_stats.csv."""
+    raw = run.run_dir / schema.RAW_DIR / cell_id
+    raw.mkdir(parents=True)
+    doc = _latency_doc(values, failures, start)
+    if open_load is not None:
+        doc["open"] = open_load
+        doc["histogram_uncorrected"] = encode(values if uncorrected is None else uncorrected)
+    (raw / schema.LATENCY_FILE).write_text(json.dumps(doc))
+    _write_resources(raw / schema.RESOURCES_FILE, start, generator_cpu)
+    _write_locust_stats(raw / "locust_stats.csv", values, failures)
+    run.latencies_us[cell_id] = values
+    run.windows[cell_id] = (start, start + DURATION_S)
+
+
+# ---- measurement=True: scenario "measure", for trust in the numbers ---------------------------
+MEASURE = "measure"
+CALIBRATION = {
+    "target": "fastapi-uvicorn",
+    "route": "/health",
+    "users": 64,
+    "duration_s": 4.0,
+    "rps": 3100.5,
+    "generator_cpu_pct": 97.0,
+    "note": "generator saturated: this is its ceiling",
+}
+FAILED_TARGET = "flask-gunicorn-gthread"
+VERIFY_PROBLEM = "GET /io?ms=50 took 180.2 ms, expected 50 ms"
+VERIFY = {
+    "fastapi-uvicorn": {
+        "target": "fastapi-uvicorn", "passed": True, "problems": [], "io_ms": 50.8,
+        "io_expected_ms": 50.0, "checked": 31,
+    },
+    "flask-gunicorn-sync": {
+        "target": "flask-gunicorn-sync", "passed": True, "problems": [], "io_ms": 51.2,
+        "io_expected_ms": 50.0, "checked": 31,
+    },
+    FAILED_TARGET: {
+        "target": FAILED_TARGET, "passed": False, "problems": [VERIFY_PROBLEM], "io_ms": 180.2,
+        "io_expected_ms": 50.0, "checked": 31,
+    },
+}  # fmt: skip
+SKIP_ERROR = f"target {FAILED_TARGET} failed the verify gate: {VERIFY_PROBLEM}"
+GTHREAD_TARGET = {
+    "name": FAILED_TARGET,
+    "app": "targets.flask_app:app",
+    "server": "gunicorn",
+    "framework": "flask",
+    "interface": "wsgi",
+    "worker_class": "gthread",
+    "workers": 2,
+    "threads": 4,
+    "slots": 8,
+    "description": "Flask on gunicorn, 2 gthread workers x 4 threads",
+}
+# (target, users) -> rps of trials 1, 2, 3: stable (CV 5%) and unstable (CV 14%).
+TRIAL_RPS = {
+    ("fastapi-uvicorn", 10): (190.0, 200.0, 210.0),
+    ("flask-gunicorn-sync", 10): (60.0, 70.0, 80.0),
+}
+# One trial each: (target, users) -> (rps, failures, generator CPU %).
+BUSY_GENERATOR = ("fastapi-uvicorn", 50, 900.0, 0, 96.0)  # generator-bound by CPU
+NEAR_CEILING = ("fastapi-uvicorn", 100, 2950.0, 0, GENERATOR_CPU_MEAN)  # by the ceiling
+ERRORS = ("flask-gunicorn-sync", 50, 72.0, 80, GENERATOR_CPU_MEAN)  # 80 / 800 = 10% errors
+# Open load: (target, rate) -> (launched, late, dropped, stalled)
+OPEN_CELLS = {
+    ("fastapi-uvicorn", 50.0): (500, 0, 0, False),
+    ("flask-gunicorn-sync", 50.0): (500, 2, 0, True),  # stalled: corrected p99 ~ 1 s
+    ("fastapi-uvicorn", 400.0): (4000, 72, 5, False),  # 1.8% late, 5 dropped: generator-bound
+}
+STALL_AT_S, STALL_FOR_S = 5.0, 1.0
+
+
+def measure_cell_id(target: str, users: int = 1, trial: int = 1, rate: float | None = None) -> str:
+    model = "closed" if rate is None else "open"
+    return schema.Cell(
+        MEASURE, target, model, users, rate, trial, DURATION_S, WARMUP_S, SERVICE_TIME_MS
+    ).cell_id
+
+
+def _measurement_cells(run: FakeRun, rng: np.random.Generator, start: float) -> list[dict]:
+    """Trials, generator-bound cells, an error cell, skipped cells, open cells and a stall."""
+    cells: list[dict[str, object]] = []
+    for (target, users), trial_rps in TRIAL_RPS.items():
+        for trial, rps in enumerate(trial_rps, start=1):
+            cell = _cell(target, users, trial, schema.STATUS_OK, MEASURE)
+            values = _closed_latencies(rng, users, rps, int(rps * DURATION_S))
+            _write_cell(run, str(cell["cell_id"]), values, 0, start)
+            cells.append(cell)
+            start += 20.0
+    for target, users, rps, failures, cpu in (BUSY_GENERATOR, NEAR_CEILING, ERRORS):
+        cell = _cell(target, users, 1, schema.STATUS_OK, MEASURE)
+        values = _closed_latencies(rng, users, rps, int(rps * DURATION_S))
+        _write_cell(run, str(cell["cell_id"]), values, failures, start, generator_cpu=cpu)
+        cells.append(cell)
+        start += 20.0
+    for trial in (1, 2, 3):
+        cell = _cell(FAILED_TARGET, 10, trial, schema.STATUS_SKIPPED, MEASURE)
+        cell["error"] = SKIP_ERROR
+        cells.append(cell)
+    for (target, rate), (launched, late, dropped, stalled) in OPEN_CELLS.items():
+        cell = _cell(target, 1, 1, schema.STATUS_OK, MEASURE, rate=rate)
+        cell_id = str(cell["cell_id"])
+        sent = rng.lognormal(np.log(51_000), 0.05, launched - dropped).astype(np.int64)
+        corrected = sent.copy()
+        if stalled:  # arrivals during the 1 s pause waited for it: 500..1050 ms from intended
+            corrected[:50] = np.linspace(500_000, 1_050_000, 50).astype(np.int64)
+        schedule = {
+            "rate": rate, "arrivals": "poisson", "launched": launched, "late": late,
+            "dropped": dropped, "max_lateness_ms": 12.5 if late else 0.0,
+        }  # fmt: skip
+        _write_cell(run, cell_id, corrected, 0, start, open_load=schedule, uncorrected=sent)
+        if stalled:
+            raw = run.run_dir / schema.RAW_DIR / cell_id
+            stall = {"at": start + STALL_AT_S, "for_s": STALL_FOR_S}
+            (raw / schema.STALL_FILE).write_text(json.dumps(stall))
+            doc = json.loads((raw / schema.LATENCY_FILE).read_text())
+            per_second = doc["per_second"]  # nothing completes in the pause, then a burst
+            per_second[int(STALL_AT_S)][1], per_second[int(STALL_AT_S) + 1][1] = 0, 100
+            (raw / schema.LATENCY_FILE).write_text(json.dumps(doc))
+        cells.append(cell)
+        start += 20.0
+    return cells
+
+
+def make_run(
+    root: Path, trials: int = 1, extra_scenario: bool = False, measurement: bool = False
+) -> FakeRun:
     """Write a run folder under ``root``: io x 2 targets x users 10/100 (+1 failed cell).
 
     ``extra_scenario`` adds a scenario "broken" whose only cell failed (charts must skip it).
+    ``measurement`` adds the scenario "measure" (see _measurement_cells), a calibration, a
+    verify gate with one failed target, open-load options and a stall.
     """
     run_dir = root / "20261125T130000Z-abc1234"
     run = FakeRun(run_dir)
@@ -186,19 +332,10 @@ def make_run(root: Path, trials: int = 1, extra_scenario: bool = False) -> FakeR
     for trial in range(1, trials + 1):
         for (target, users), (rps, failures) in THROUGHPUT.items():
             cell = _cell(target, users, trial, schema.STATUS_OK, "io")
-            cell_id = str(cell["cell_id"])
             cells.append(cell)
             successes = int(rps * DURATION_S) + (trial - 1) * 10
-            mean_latency_us = users / rps * 1e6  # Little's law for a closed loop
-            values = rng.lognormal(np.log(mean_latency_us), 0.25, successes).astype(np.int64)
-            raw = run_dir / schema.RAW_DIR / cell_id
-            raw.mkdir(parents=True)
-            doc = _latency_doc(values, failures, start)
-            (raw / schema.LATENCY_FILE).write_text(json.dumps(doc))
-            _write_resources(raw / schema.RESOURCES_FILE, start)
-            _write_locust_stats(raw / "locust_stats.csv", values, failures)
-            run.latencies_us[cell_id] = values
-            run.windows[cell_id] = (start, start + DURATION_S)
+            values = _closed_latencies(rng, users, rps, successes)
+            _write_cell(run, str(cell["cell_id"]), values, failures, start)
             start += 20.0
         cells.append(_cell(*FAILED_CELL, trial, schema.STATUS_FAILED, "io"))
     scenarios = {
@@ -218,14 +355,30 @@ def make_run(root: Path, trials: int = 1, extra_scenario: bool = False) -> FakeR
             "description": "A scenario whose cells all fail.",
             "settings": {},
         }
-    manifest = {
+    targets = dict(TARGETS)
+    options: dict[str, object] = {"profile": "smoke", "duration_s": DURATION_S, "trials": trials}
+    if measurement:
+        options.update(
+            arrivals="poisson",
+            rates=sorted({rate for _, rate in OPEN_CELLS}),
+            stall={"at_s": STALL_AT_S, "for_s": STALL_FOR_S},
+        )
+        cells += _measurement_cells(run, rng, start)
+        scenarios[MEASURE] = {
+            "file": "scenarios/measure.py",
+            "sha256": "1" * 64,
+            "description": "Measurement checks: trials, generator limits, open load, a stall.",
+            "settings": {"service_time_ms": SERVICE_TIME_MS, "users": [10, 50, 100]},
+        }
+        targets[FAILED_TARGET] = GTHREAD_TARGET
+    manifest: dict[str, object] = {
         "schema_version": schema.SCHEMA_VERSION,
         "run_id": run_dir.name,
         "status": "failed",
         "created_at": "2026-11-25T13:00:00Z",
         "finished_at": "2026-11-25T13:03:00Z",
         "argv": ["python", "-m", "harness", "run", "--profile", "smoke"],
-        "options": {"profile": "smoke", "duration_s": DURATION_S, "trials": trials},
+        "options": options,
         "profile": {"name": "smoke", "users": [10, 100, 200], "duration_s": DURATION_S},
         "machine": {
             "cpu_model": "Example CPU @ 3.0GHz",
@@ -243,10 +396,13 @@ def make_run(root: Path, trials: int = 1, extra_scenario: bool = False) -> FakeR
         "packages": {"locust": "2.47.0", "flask": "3.1.0", "fastapi": "0.115.0"},
         "git": {"sha": "abc1234", "dirty": False},
         "scenarios": scenarios,
-        "targets": TARGETS,
+        "targets": targets,
         "cells": cells,
         "warnings": ["generator CPU set shares a core with the server (smoke profile)"],
     }
+    if measurement:
+        manifest["calibration"] = CALIBRATION
+        manifest["verify"] = VERIFY
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / schema.MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
     return run

@@ -11,21 +11,40 @@ import numpy as np
 import pandas as pd
 import pytest
 from analysis_fixtures import (
+    BUSY_GENERATOR,
+    CALIBRATION,
     DURATION_S,
+    ERRORS,
     FAILED_CELL,
+    FAILED_TARGET,
     GENERATOR_CPU_MEAN,
+    NEAR_CEILING,
     SERVER_CPU_MEAN,
     SERVER_RSS_PEAK,
+    STALL_AT_S,
+    STALL_FOR_S,
     THROUGHPUT,
+    TRIAL_RPS,
     FakeRun,
     encode,
     make_run,
+    measure_cell_id,
 )
 
 from harness import schema
 from harness.histogram import latency_stats
 from harness.results import load, per_second, summary_path
-from harness.summary import bound_rps, build_summary, write_summary
+from harness.summary import (
+    CEILING_FRACTION,
+    ERROR_RATE_LIMIT,
+    GENERATOR_CPU_LIMIT_PCT,
+    LATE_STARTS_LIMIT,
+    bound_rps,
+    build_summary,
+    cell_flags,
+    write_summary,
+)
+from harness.trials import UNSTABLE_CV, mean_ci, t95
 
 HDR_PRECISION = 1e-3  # 3 significant digits
 
@@ -220,3 +239,283 @@ def test_per_second(run: FakeRun) -> None:
     missing = per_second(run.run_dir, FakeRun.cell_id(*FAILED_CELL))
     assert missing.empty and list(missing.columns) == ["second", "successes", "failures"]
     assert not math.isnan(float(frame["successes"].iloc[0]))
+
+
+# ---- measurement you can trust: open load, generator limits, trials, stalls -------------------
+
+ORIGINAL_COLUMNS = (
+    "scenario", "target", "interface", "server", "framework", "load_model", "users", "rate",
+    "trial", "duration_s", "requests", "failures", "rps", "p50_ms", "p90_ms", "p99_ms",
+    "p999_ms", "max_ms", "mean_ms", "server_cpu_pct", "server_rss_mb", "generator_cpu_pct",
+    "bound_rps", "efficiency", "generator_bound", "status", "cell_id", "slots",
+    "service_time_ms", "error_rate", "locust_rps", "locust_p50_ms", "locust_p99_ms",
+)  # fmt: skip
+NEW_COLUMNS = (
+    "p99_uncorrected_ms", "launched", "late_starts", "dropped", "generator_ceiling_rps", "flags",
+    "trials", "rps_median", "rps_ci_low", "rps_ci_high", "rps_cv", "p99_median_ms",
+    "p99_ci_low_ms", "p99_ci_high_ms", "unstable",
+)  # fmt: skip
+T_DF2 = 4.303  # Student's t, two-sided 95%, 2 degrees of freedom
+
+
+@pytest.fixture
+def measured(tmp_path: Path) -> FakeRun:
+    return make_run(tmp_path, measurement=True)
+
+
+def as_bool(value: object) -> bool | None:
+    """A "boolean" column's value as a plain bool (pandas may hand out numpy.bool_)."""
+    return None if pd.isna(value) else bool(value)
+
+
+def by_cell(run: FakeRun) -> pd.DataFrame:
+    return build_summary(run.run_dir).set_index("cell_id")
+
+
+@pytest.fixture(scope="module")
+def measured_summary(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    """The summary of a measurement run, built once for the tests that only read it."""
+    return by_cell(make_run(tmp_path_factory.mktemp("measured"), measurement=True))
+
+
+def test_new_columns_are_appended_after_the_old_ones() -> None:
+    columns = schema.SUMMARY_COLUMNS
+    assert columns[: len(ORIGINAL_COLUMNS)] == ORIGINAL_COLUMNS
+    assert columns[len(ORIGINAL_COLUMNS) : len(ORIGINAL_COLUMNS) + len(NEW_COLUMNS)] == NEW_COLUMNS
+
+
+def test_generator_bound_by_cpu(measured_summary: pd.DataFrame) -> None:
+    target, users, _rps, _failures, _cpu = BUSY_GENERATOR
+    row = measured_summary.loc[measure_cell_id(target, users)]
+    assert row["generator_cpu_pct"] == pytest.approx(96.0)
+    assert as_bool(row["generator_bound"]) is True
+    assert row["flags"] == "generator CPU 96% >= 90%"
+
+
+def test_generator_bound_by_the_calibrated_ceiling(measured_summary: pd.DataFrame) -> None:
+    target, users, _rps, _failures, _cpu = NEAR_CEILING
+    row = measured_summary.loc[measure_cell_id(target, users)]
+    assert row["generator_ceiling_rps"] == pytest.approx(CALIBRATION["rps"])
+    assert row["generator_cpu_pct"] == pytest.approx(GENERATOR_CPU_MEAN)  # CPU alone is fine
+    assert as_bool(row["generator_bound"]) is True
+    assert row["flags"] == "rps 2950 >= 85% of generator ceiling 3100"
+
+
+def test_generator_bound_by_late_starts_and_drops(measured_summary: pd.DataFrame) -> None:
+    row = measured_summary.loc[measure_cell_id("fastapi-uvicorn", rate=400.0)]
+    assert (row["launched"], row["late_starts"], row["dropped"]) == (4000, 72, 5)
+    assert as_bool(row["generator_bound"]) is True
+    assert row["flags"] == "1.8% of starts late; 5 arrivals dropped"
+
+
+def test_error_rate_is_flagged_but_not_generator_bound(measured_summary: pd.DataFrame) -> None:
+    target, users, _rps, failures, _cpu = ERRORS
+    row = measured_summary.loc[measure_cell_id(target, users)]
+    assert row["error_rate"] == pytest.approx(failures / 800)
+    assert as_bool(row["generator_bound"]) is False
+    assert row["flags"] == "error rate 10% > 5%"
+
+
+def test_trusted_cells_have_no_flags(measured_summary: pd.DataFrame) -> None:
+    summary = measured_summary
+    for cell_id in (
+        measure_cell_id("fastapi-uvicorn", 10, trial=2),
+        measure_cell_id("fastapi-uvicorn", rate=50.0),
+        FakeRun.cell_id("flask-gunicorn-sync", 100),  # 5 failures of 775: under 5%
+    ):
+        assert as_bool(summary.loc[cell_id, "generator_bound"]) is False, cell_id
+        assert pd.isna(summary.loc[cell_id, "flags"]), cell_id
+    for cell_id in (FakeRun.cell_id(*FAILED_CELL), measure_cell_id(FAILED_TARGET, 10)):
+        assert pd.isna(summary.loc[cell_id, "generator_bound"]), cell_id  # never ran
+
+
+def test_without_calibration_the_ceiling_is_not_used(measured: FakeRun) -> None:
+    path = measured.run_dir / schema.MANIFEST_FILE
+    manifest = json.loads(path.read_text())
+    manifest["calibration"] = None
+    path.write_text(json.dumps(manifest))
+    summary = by_cell(measured)
+    assert summary["generator_ceiling_rps"].isna().all()
+    row = summary.loc[measure_cell_id(NEAR_CEILING[0], NEAR_CEILING[1])]
+    assert as_bool(row["generator_bound"]) is False and pd.isna(row["flags"])
+    busy = summary.loc[measure_cell_id(BUSY_GENERATOR[0], BUSY_GENERATOR[1])]
+    assert as_bool(busy["generator_bound"]) is True  # the CPU rule does not need a calibration
+
+
+@pytest.mark.parametrize(
+    ("figures", "bound", "flags"),
+    [
+        ({"rps": 100.0, "generator_cpu_pct": 89.9}, False, []),
+        ({"rps": 100.0, "generator_cpu_pct": 90.0}, True, ["generator CPU 90% >= 90%"]),
+        ({"rps": 849.9, "generator_ceiling_rps": 1000.0}, False, []),
+        (
+            {"rps": 850.0, "generator_ceiling_rps": 1000.0},
+            True,
+            ["rps 850 >= 85% of generator ceiling 1000"],
+        ),
+        ({"rps": 10.0, "launched": 1000, "late_starts": 10, "dropped": 0}, False, []),
+        (
+            {"rps": 10.0, "launched": 1000, "late_starts": 11, "dropped": 0},
+            True,
+            ["1.1% of starts late"],
+        ),
+        (
+            {"rps": 10.0, "launched": 1000, "late_starts": 0, "dropped": 1},
+            True,
+            ["1 arrivals dropped"],
+        ),
+        ({"rps": 10.0, "error_rate": 0.05}, False, []),
+        ({"rps": 10.0, "error_rate": 0.07}, False, ["error rate 7% > 5%"]),
+        ({}, None, []),
+    ],
+)
+def test_flag_thresholds(figures: dict[str, float], bound: bool | None, flags: list[str]) -> None:
+    assert cell_flags(figures) == (bound, flags)
+
+
+def test_thresholds_are_module_constants() -> None:
+    assert (GENERATOR_CPU_LIMIT_PCT, CEILING_FRACTION) == (90.0, 0.85)
+    assert (LATE_STARTS_LIMIT, ERROR_RATE_LIMIT, UNSTABLE_CV) == (0.01, 0.05, 0.10)
+    assert (t95(1), t95(2), t95(30), t95(31), t95(500)) == (12.706, 4.303, 2.042, 1.96, 1.96)
+
+
+def test_open_cell_corrected_and_uncorrected_p99(measured: FakeRun) -> None:
+    summary = by_cell(measured)
+    cell_id = measure_cell_id("flask-gunicorn-sync", rate=50.0)
+    row = summary.loc[cell_id]
+    raw = json.loads(
+        (measured.run_dir / schema.RAW_DIR / cell_id / schema.LATENCY_FILE).read_text()
+    )
+    uncorrected = latency_stats(raw["histogram_uncorrected"])
+    corrected = measured.latencies_us[cell_id]
+    assert row["p99_ms"] == pytest.approx(nearest_rank(corrected, 99) / 1000, rel=HDR_PRECISION)
+    assert row["p99_uncorrected_ms"] == pytest.approx(uncorrected.p99_ms)
+    assert row["p99_ms"] > 10 * row["p99_uncorrected_ms"]  # the stall shows only when corrected
+    assert row["launched"] == 500 and row["late_starts"] == 2 and row["dropped"] == 0
+    assert row["rps"] == pytest.approx(len(corrected) / DURATION_S)
+    assert row["load_model"] == "open" and row["rate"] == 50.0 and row["users"] == 1
+    closed = summary.loc[measure_cell_id("fastapi-uvicorn", 10)]
+    for column in ("p99_uncorrected_ms", "launched", "late_starts", "dropped"):
+        assert pd.isna(closed[column]), column
+
+
+def test_stall_is_recorded_relative_to_the_window(measured_summary: pd.DataFrame) -> None:
+    summary = measured_summary
+    stalled = summary[summary["stall_for_s"].notna()]
+    assert list(stalled.index) == [measure_cell_id("flask-gunicorn-sync", rate=50.0)]
+    assert stalled["stall_at_s"].iloc[0] == pytest.approx(STALL_AT_S)
+    assert stalled["stall_for_s"].iloc[0] == pytest.approx(STALL_FOR_S)
+
+
+def hand_stats(values: list[float]) -> tuple[float, float, float, float]:
+    """Median, CI low, CI high and CV of 3 values, computed the long way with t = 4.303."""
+    assert len(values) == 3
+    ordered = sorted(values)
+    mean = sum(values) / 3
+    stdev = math.sqrt(sum((v - mean) ** 2 for v in values) / 2)
+    half = T_DF2 * stdev / math.sqrt(3)
+    return ordered[1], mean - half, mean + half, stdev / mean
+
+
+@pytest.mark.parametrize(
+    ("target", "unstable"), [("fastapi-uvicorn", False), ("flask-gunicorn-sync", True)]
+)
+def test_trials_median_ci_cv(measured_summary: pd.DataFrame, target: str, unstable: bool) -> None:
+    summary = measured_summary
+    ids = [measure_cell_id(target, 10, trial=t) for t in (1, 2, 3)]
+    rows = summary.loc[ids]
+    rps = list(TRIAL_RPS[(target, 10)])
+    assert rows["rps"].tolist() == pytest.approx(rps)
+    median, low, high, cv = hand_stats(rps)
+    # By hand: fastapi 190/200/210 -> 200 +- 24.84, CV 5%; flask 60/70/80 -> 70 +- 24.84, CV 14%.
+    assert high - median == pytest.approx(24.843, abs=1e-3)
+    p99_median, p99_low, p99_high, _ = hand_stats(rows["p99_ms"].tolist())
+    for _, row in rows.iterrows():  # every row of the group carries the group figures
+        assert row["trials"] == 3
+        assert row["rps_median"] == pytest.approx(median)
+        assert row["rps_ci_low"] == pytest.approx(low)
+        assert row["rps_ci_high"] == pytest.approx(high)
+        assert row["rps_cv"] == pytest.approx(cv)
+        assert row["p99_median_ms"] == pytest.approx(p99_median)
+        assert row["p99_ci_low_ms"] == pytest.approx(p99_low)
+        assert row["p99_ci_high_ms"] == pytest.approx(p99_high)
+        assert as_bool(row["unstable"]) is unstable
+    assert (cv > 0.10) is unstable
+
+
+def test_one_trial_has_a_median_but_no_interval(measured_summary: pd.DataFrame) -> None:
+    row = measured_summary.loc[measure_cell_id(BUSY_GENERATOR[0], BUSY_GENERATOR[1])]
+    assert row["trials"] == 1
+    assert row["rps_median"] == pytest.approx(row["rps"])
+    assert row["p99_median_ms"] == pytest.approx(row["p99_ms"])
+    for column in ("rps_ci_low", "rps_ci_high", "rps_cv", "p99_ci_low_ms", "p99_ci_high_ms"):
+        assert pd.isna(row[column]), column
+    assert pd.isna(row["unstable"])
+
+
+def test_groups_without_an_ok_trial(measured_summary: pd.DataFrame) -> None:
+    summary = measured_summary
+    skipped = summary.loc[[measure_cell_id(FAILED_TARGET, 10, trial=t) for t in (1, 2, 3)]]
+    assert skipped["status"].tolist() == [schema.STATUS_SKIPPED] * 3
+    assert skipped["trials"].tolist() == [0, 0, 0]
+    assert skipped["rps_median"].isna().all() and skipped["unstable"].isna().all()
+    failed = summary.loc[FakeRun.cell_id(*FAILED_CELL)]
+    assert failed["trials"] == 0 and pd.isna(failed["rps_median"])
+
+
+def test_failed_trial_does_not_count(measured: FakeRun) -> None:
+    path = measured.run_dir / schema.MANIFEST_FILE
+    manifest = json.loads(path.read_text())
+    third = measure_cell_id("flask-gunicorn-sync", 10, trial=3)
+    for cell in manifest["cells"]:
+        if cell["cell_id"] == third:
+            cell["status"] = schema.STATUS_FAILED
+    path.write_text(json.dumps(manifest))
+    rows = by_cell(measured).loc[
+        [measure_cell_id("flask-gunicorn-sync", 10, trial=t) for t in (1, 2, 3)]
+    ]
+    assert rows["trials"].tolist() == [2, 2, 2]
+    mean, stdev = 65.0, math.sqrt(50.0)  # 60 and 70
+    half = 12.706 * stdev / math.sqrt(2)
+    assert rows["rps_median"].tolist() == pytest.approx([65.0] * 3)
+    assert rows["rps_ci_low"].tolist() == pytest.approx([mean - half] * 3)
+    assert rows["rps_ci_high"].tolist() == pytest.approx([mean + half] * 3)
+
+
+def test_confidence_interval_floors_at_zero() -> None:
+    low, high = mean_ci([1.0, 100.0])  # 50.5 +- 12.706 * 70 / sqrt(2): the low end is < 0
+    assert low == 0.0
+    assert high == pytest.approx(50.5 + 12.706 * math.sqrt(4900.5) / math.sqrt(2))
+    assert mean_ci([5.0]) is None
+
+
+def test_summary_with_new_columns_round_trips(measured: FakeRun) -> None:
+    write_summary(measured.run_dir)
+    loaded = load(measured.run_dir).summary
+    pd.testing.assert_frame_equal(loaded, build_summary(measured.run_dir))
+    dtypes = loaded.dtypes.astype(str)
+    for column in ("launched", "late_starts", "dropped", "trials"):
+        assert dtypes[column] == "Int64", column
+    assert dtypes["unstable"] == "boolean" and dtypes["generator_bound"] == "boolean"
+    assert dtypes["flags"] == "string"
+    for column in ("p99_uncorrected_ms", "generator_ceiling_rps", "rps_ci_low", "rps_cv"):
+        assert dtypes[column] == "float64", column
+
+
+def test_older_summary_csv_gets_the_new_columns(measured: FakeRun) -> None:
+    path = write_summary(measured.run_dir)
+    old = pd.read_csv(path)[list(ORIGINAL_COLUMNS)]
+    old.to_csv(path, index=False)
+    loaded = load(measured.run_dir).summary
+    assert tuple(loaded.columns) == schema.SUMMARY_COLUMNS
+    assert loaded["trials"].notna().all()  # rebuilt from raw/ (in memory)
+    assert pd.read_csv(path).columns.tolist() == list(ORIGINAL_COLUMNS)  # the file is untouched
+    # Without raw files there is nothing to rebuild from: the new columns load empty.
+    for child in (measured.run_dir / schema.RAW_DIR).iterdir():
+        for file in child.iterdir():
+            file.unlink()
+        child.rmdir()
+    (measured.run_dir / schema.RAW_DIR).rmdir()
+    bare = load(measured.run_dir).summary
+    assert tuple(bare.columns) == schema.SUMMARY_COLUMNS
+    assert bare["trials"].isna().all() and bare["rps"].notna().any()

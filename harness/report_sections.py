@@ -1,0 +1,403 @@
+"""Sections of report.md about trust in the numbers, and the formatting they share.
+
+This module owns how figures are written (``fmt`` and friends, Markdown tables) and the
+sections that say how far to trust a run: how it was measured, closed vs open load, the verify
+gate, generator-bound and unstable cells, injected stalls, and the open-load and trials tables.
+``harness.report`` assembles them. Like it, this reads the run through ``harness.results`` only.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from harness.charts import LOAD_AXES, stall_chart_path
+from harness.results import Results
+from harness.summary import (
+    CEILING_FRACTION,
+    ERROR_RATE_LIMIT,
+    GENERATOR_CPU_LIMIT_PCT,
+    LATE_STARTS_LIMIT,
+)
+from harness.trials import GROUP_KEYS, UNSTABLE_CV
+
+EMPTY = "–"
+DO_NOT_COMPARE = "these cells measure the load generator, not the server: do not compare them"
+
+
+def missing(value: Any) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def fmt(value: Any, decimals: int = 1, thousands: bool = True) -> str:
+    """A number for a table cell: fixed decimals, thousands separators, a dash when empty."""
+    if missing(value):
+        return EMPTY
+    return f"{float(value):,.{decimals}f}" if thousands else f"{float(value):.{decimals}f}"
+
+
+def fmt_ms(value: Any) -> str:
+    """Milliseconds: 2 decimals below 10 ms, 1 above."""
+    return fmt(value, 2 if not missing(value) and abs(float(value)) < 10 else 1)
+
+
+def fmt_exact(value: Any) -> str:
+    """A derived figure such as a bound: no decimals when it is a whole number."""
+    if missing(value):
+        return EMPTY
+    number = float(value)
+    return f"{number:,.0f}" if number.is_integer() else f"{number:,.1f}"
+
+
+def fmt_pct(fraction: Any) -> str:
+    """A fraction as a percentage, "14.3%"."""
+    return EMPTY if missing(fraction) else f"{float(fraction) * 100:.1f}%"
+
+
+def fmt_ci(low: Any, high: Any, ms: bool = False) -> str:
+    if missing(low) or missing(high):
+        return EMPTY
+    form = fmt_ms if ms else fmt
+    return f"{form(low)} – {form(high)}"
+
+
+def fmt_int(value: Any) -> str:
+    return EMPTY if missing(value) else f"{int(value):,}"
+
+
+def cell_text(value: Any) -> str:
+    return EMPTY if missing(value) else str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell_text(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def load_text(row: pd.Series) -> str:
+    """The load level of a row: "10 users" or "200 requests/s offered"."""
+    if row["load_model"] == "open":
+        return EMPTY if missing(row["rate"]) else f"{float(row['rate']):g} requests/s offered"
+    return EMPTY if missing(row["users"]) else f"{int(row['users'])} users"
+
+
+def _load_value(row: pd.Series, column: str) -> str:
+    return EMPTY if missing(row[column]) else f"{float(row[column]):g}"
+
+
+# ---- How the figures are made --------------------------------------------------------------
+
+
+def _distinct(values: list[Any]) -> str:
+    numbers = sorted({float(v) for v in values if not missing(v)})
+    return " / ".join(f"{v:g}" for v in numbers) or "?"
+
+
+def pinning_warning(results: Results) -> list[str]:
+    """A prominent warning when server and generator were not on disjoint CPU sets."""
+    pinning = results.manifest.get("pinning") or {}
+    if pinning.get("applied", True) is not False:
+        return []
+    note = f" ({pinning['note']})" if pinning.get("note") else ""
+    return [
+        f"> **Warning: CPU pinning was not applied{note}.** The server and the load generator "
+        "competed for the same CPUs, so results may be distorted: a busy generator slows the "
+        "server and the other way round.",
+        "",
+    ]
+
+
+def _pinning_line(results: Results) -> str:
+    pinning = results.manifest.get("pinning") or {}
+    if not pinning:
+        return "- **CPU pinning:** not recorded."
+    if pinning.get("applied") is False:
+        return "- **CPU pinning: not applied** (see the warning above): results may be distorted."
+    return (
+        f"- **CPU pinning:** server on CPUs {pinning.get('server_cpus')}, load generator on CPUs "
+        f"{pinning.get('generator_cpus')}: disjoint sets, so neither takes the other's CPU time."
+    )
+
+
+def _ceiling_line(results: Results) -> str:
+    rule = (
+        f"A cell is flagged *generator-bound* when the generator's CPU averaged >= "
+        f"{GENERATOR_CPU_LIMIT_PCT:g}% of a core over the window, when its throughput reached "
+        f"{CEILING_FRACTION:.0%} of the generator ceiling, or (open load) when more than "
+        f"{LATE_STARTS_LIMIT:.0%} of its starts were late or any arrival was dropped."
+    )
+    calibration = results.calibration
+    if calibration is None or missing(calibration.get("rps")):
+        return f"- **Generator ceiling:** not measured in this run (no calibration). {rule}"
+    cpu = calibration.get("generator_cpu_pct")
+    cpu_text = "" if missing(cpu) else f", generator CPU {fmt(cpu, 0)}%"
+    note = f"; {calibration['note']}" if calibration.get("note") else ""
+    return (
+        f"- **Generator ceiling:** {fmt(calibration['rps'])} requests/s, measured before the "
+        f"cells by {calibration.get('users', '?')} closed users without think time on "
+        f"`{calibration.get('route', '?')}` of {calibration.get('target', '?')} for "
+        f"{fmt_exact(calibration.get('duration_s'))} s{cpu_text}{note}. {rule}"
+    )
+
+
+def measurement_section(results: Results) -> list[str]:
+    """How every figure of the report is made, in words."""
+    cells = [c for c in results.manifest.get("cells") or [] if isinstance(c, dict)]
+    warmup = _distinct([c.get("warmup_s") for c in cells])
+    duration = _distinct([c.get("duration_s") for c in cells])
+    # Trials planned per cell: the highest trial number of each group.
+    per_group = results.summary.groupby(list(GROUP_KEYS), dropna=False)["trial"].max().dropna()
+    counts = sorted({int(n) for n in per_group})
+    trial_count = " to ".join(str(n) for n in dict.fromkeys(counts[:1] + counts[-1:])) or "0"
+    lines = ["## Measurement", ""]
+    lines += [
+        f"- **Window:** each cell spawns its users, then runs {warmup} s of load that is not "
+        f"counted (warm-up); the measurement window of {duration} s follows, and only requests "
+        "that complete inside it count. Throughput = successful requests in the window / its "
+        "length. CPU and memory figures cover the window only.",
+        "- **Latency:** exact percentiles from an HDR histogram of every successful request at "
+        "3 significant digits (within 0.1%). locust's own percentiles, rounded to about 2 "
+        "significant digits, are kept in the `locust_*` columns of summary.csv for comparison.",
+        f"- **Failures** are counted apart (`failures`, `error_rate`) and never enter the "
+        f"latency figures; a cell with more than {ERROR_RATE_LIMIT:.0%} errors is flagged.",
+        _pinning_line(results),
+        _ceiling_line(results),
+        f"- **Trials:** {trial_count} per cell. With more than one, a group's figure is the "
+        "median over its ok trials with the 95% confidence interval of the mean (Student's t), "
+        f"and a group whose throughput varies more than {UNSTABLE_CV:.0%} (CV = stdev / mean) "
+        "is marked unstable.",
+        "",
+    ]
+    return lines
+
+
+def _has_open(results: Results) -> bool:
+    return bool(results.summary["load_model"].eq("open").fillna(False).any())
+
+
+def _has_stall(results: Results) -> bool:
+    return bool(results.options.get("stall")) or bool(results.summary["stall_for_s"].notna().any())
+
+
+def closed_vs_open_section(results: Results) -> list[str]:
+    """Coordinated omission in words; only for runs with open-load cells or a stall."""
+    if not (_has_open(results) or _has_stall(results)):
+        return []
+    arrivals = str(results.options.get("arrivals") or "poisson")
+    schedule = "Poisson arrivals" if arrivals == "poisson" else "evenly spaced arrivals"
+    return [
+        "## Closed vs open load",
+        "",
+        "A closed-loop user sends its next request only when the previous one has answered. "
+        "When the server stalls, every user is soon waiting, so the generator stops sending: "
+        "the stall touches only the requests already in flight, and the p99 barely moves. The "
+        "generator has coordinated with the server to leave the bad moments out of its sample "
+        "(*coordinated omission*). An open load launches requests on a schedule "
+        f"({schedule} at the offered rate) that does not wait for answers: arrivals keep "
+        "coming during a stall, queue behind it, and their latency measured from the "
+        "*intended* start shows it. Open-load tables give p99 both ways: corrected (from the "
+        "intended start) and uncorrected (from the actual send, what a closed-loop tool would "
+        "report); a large gap means requests queued or the schedule fell behind. A start more "
+        "than 10 ms behind schedule counts as *late*; an arrival not started because too many "
+        "requests were in flight is *dropped*.",
+        "",
+    ]
+
+
+# ---- The verify gate and flagged cells -----------------------------------------------------
+
+
+def verify_section(results: Results) -> list[str]:
+    verify = results.verify
+    if not verify:
+        return []
+    rows = []
+    for name, result in sorted(verify.items()):
+        passed = result.get("passed")
+        problems = "; ".join(str(p) for p in result.get("problems") or []) or EMPTY
+        rows.append(
+            [
+                name,
+                "passed" if passed else "**failed**",
+                fmt(result.get("io_ms")),
+                fmt(result.get("io_expected_ms")),
+                fmt_int(result.get("checked")),
+                problems,
+            ]
+        )
+    header = ["target", "verify", "/io ms measured", "/io ms expected", "requests", "problems"]
+    lines = ["## Verify gate", ""]
+    lines += [
+        "Before any cell, every target answered the same requests (status codes and JSON "
+        "bodies compared) and its `/io` was timed one request at a time. A target that failed "
+        "is not measured: its cells are skipped.",
+        "",
+        *table(header, rows),
+        "",
+    ]
+    return lines
+
+
+def generator_bound_section(results: Results) -> list[str]:
+    ok = results.ok_rows()
+    bound = ok[ok["generator_bound"].fillna(False).astype(bool)]
+    erroring = ok[ok["error_rate"].fillna(0.0) > ERROR_RATE_LIMIT]
+    lines: list[str] = []
+    if len(bound):
+        rows = [
+            [f"`{r['cell_id']}`", fmt(r["rps"]), fmt(r["generator_cpu_pct"]), str(r["flags"])]
+            for _, r in bound.iterrows()
+        ]
+        lines += [
+            "## Generator-bound cells",
+            "",
+            f"> **Warning:** {DO_NOT_COMPARE}. They are left out of the headline findings.",
+            "",
+            *table(["cell", "rps", "generator CPU %", "reasons"], rows),
+            "",
+        ]
+    if len(erroring):
+        rows = [
+            [f"`{r['cell_id']}`", fmt_pct(r["error_rate"]), fmt_int(r["failures"])]
+            for _, r in erroring.iterrows()
+        ]
+        lines += [
+            "## Cells with errors",
+            "",
+            f"More than {ERROR_RATE_LIMIT:.0%} of the requests of these cells failed: their "
+            "latency and throughput describe a failing server.",
+            "",
+            *table(["cell", "error rate", "failures"], rows),
+            "",
+        ]
+    return lines
+
+
+def unstable_section(results: Results) -> list[str]:
+    groups = results.groups()
+    unstable = groups[groups["unstable"].fillna(False).astype(bool)]
+    if unstable.empty:
+        return []
+    rows = [
+        [
+            str(r["scenario"]),
+            str(r["target"]),
+            load_text(r),
+            fmt_int(r["trials"]),
+            fmt(r["rps_median"]),
+            fmt_ci(r["rps_ci_low"], r["rps_ci_high"]),
+            fmt_pct(r["rps_cv"]),
+        ]
+        for _, r in unstable.iterrows()
+    ]
+    header = ["scenario", "target", "load", "trials", "rps median", "rps 95% CI", "CV"]
+    return [
+        "## Unstable cells",
+        "",
+        f"> **Warning:** throughput varied more than {UNSTABLE_CV:.0%} (CV) across the trials "
+        "of these groups, so their medians are not reliable: rerun them with more trials or on "
+        "a quieter machine.",
+        "",
+        *table(header, rows),
+        "",
+    ]
+
+
+def stall_section(results: Results) -> list[str]:
+    """Per stalled cell: when the stall began and lasted, and the p99 both ways."""
+    configured = results.options.get("stall")
+    stalled = results.summary[results.summary["stall_for_s"].notna()]
+    if stalled.empty and not configured:
+        return []
+    lines = ["## Injected stall", ""]
+    if isinstance(configured, dict):
+        lines += [
+            f"The run paused the server's processes (SIGSTOP, then SIGCONT) "
+            f"{fmt_exact(configured.get('at_s'))} s into each cell's measurement window, for "
+            f"{fmt_exact(configured.get('for_s'))} s, like a GC pause or a VM hiccup.",
+            "",
+        ]
+    if stalled.empty:
+        return [*lines, "No cell recorded a stall (no stall.json in raw/).", ""]
+    rows = [
+        [
+            f"`{r['cell_id']}`",
+            str(r["load_model"]),
+            fmt(r["stall_at_s"], 2),
+            fmt(r["stall_for_s"], 2),
+            fmt_ms(r["p99_ms"]),
+            fmt_ms(r["p99_uncorrected_ms"]),
+            fmt_ms(r["max_ms"]),
+        ]
+        for _, r in stalled.iterrows()
+    ]
+    header = ["cell", "load", "stall at (s into window)", "stall for (s)", "p99 ms"]
+    header += ["p99 ms uncorrected", "max ms"]
+    lines += [*table(header, rows), ""]
+    for scenario in dict.fromkeys(stalled["scenario"].dropna().astype(str)):
+        path = stall_chart_path(results.run_dir, scenario)
+        if path.is_file():
+            rel = path.relative_to(results.run_dir).as_posix()
+            lines += [f"![{scenario} stall]({rel})", ""]
+    return lines
+
+
+# ---- Tables of a scenario ------------------------------------------------------------------
+
+
+def open_table(rows: pd.DataFrame) -> list[str]:
+    """Open-load cells: the schedule kept (launched, late, dropped) and p99 both ways."""
+    trials = rows["trial"].nunique() > 1
+    header = ["target", "rate", *(["trial"] if trials else []), "rps", "launched", "late"]
+    header += ["dropped", "p50 ms", "p99 ms", "p99 ms uncorrected", "max ms", "failures"]
+    header += ["bound rps", "efficiency", "generator CPU %", "status", "flags"]
+    body = []
+    for _, row in rows.sort_values(["rate", "target", "trial"], na_position="last").iterrows():
+        cells = [str(row["target"]), _load_value(row, "rate")]
+        cells += [str(row["trial"])] if trials else []
+        cells += [fmt(row["rps"]), fmt_int(row["launched"]), fmt_int(row["late_starts"])]
+        cells += [fmt_int(row["dropped"]), fmt_ms(row["p50_ms"]), fmt_ms(row["p99_ms"])]
+        cells += [fmt_ms(row["p99_uncorrected_ms"]), fmt_ms(row["max_ms"])]
+        cells += [fmt(row["failures"], 0), fmt_exact(row["bound_rps"])]
+        cells += [fmt(row["efficiency"], 2, thousands=False), fmt(row["generator_cpu_pct"])]
+        cells += [str(row["status"]), cell_text(row["flags"])]
+        body.append(cells)
+    return table(header, body)
+
+
+def trials_table(rows: pd.DataFrame, load_model: str) -> list[str]:
+    """One row per group with more than one trial: medians, 95% CIs, CV, stability."""
+    x = LOAD_AXES[load_model].column
+    groups = rows.drop_duplicates(subset=["target", x])
+    groups = groups[groups["trials"].fillna(0) > 1]
+    if groups.empty:
+        return []
+    body = [
+        [
+            str(r["target"]),
+            _load_value(r, x),
+            fmt_int(r["trials"]),
+            fmt(r["rps_median"]),
+            fmt_ci(r["rps_ci_low"], r["rps_ci_high"]),
+            fmt_pct(r["rps_cv"]),
+            fmt_ms(r["p99_median_ms"]),
+            fmt_ci(r["p99_ci_low_ms"], r["p99_ci_high_ms"], ms=True),
+            yes_no(r["unstable"]),
+        ]
+        for _, r in groups.sort_values([x, "target"]).iterrows()
+    ]
+    header = ["target", x, "trials", "rps median", "rps 95% CI", "rps CV", "p99 ms median"]
+    header += ["p99 ms 95% CI", "unstable"]
+    intro = "Across trials (median over ok trials; 95% CI of the mean, Student's t):"
+    return [intro, "", *table(header, body), ""]
+
+
+def yes_no(value: Any) -> str:
+    if missing(value):
+        return EMPTY
+    return "**yes**" if bool(value) else "no"

@@ -1,0 +1,252 @@
+"""One benchmark run from start to end: plan, verify gate, calibration, cells, outputs.
+
+``run_benchmark`` is what ``python -m harness run`` does. Whatever happens (a failed
+cell, a target that fails the gate, Ctrl-C) the run folder ends with a saved manifest,
+a summary of the finished cells, charts and a report.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import shutil
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from harness import schema
+from harness.cpus import Pinning, choose_pinning
+from harness.manifest import create_run_dir, new_manifest, now_iso, point_latest
+from harness.plan import RunOptions, build_plan
+from harness.profiles import PROFILES
+from harness.report import build_all
+from harness.runner import CellError, CellSettings, Progress, Runner, calibrate
+from harness.scenarios import Scenario, discover
+from harness.schema import EXIT_FAILED_CELLS, EXIT_INTERRUPTED, EXIT_OK, Cell, CellRecord
+from harness.servers import ServerError
+from harness.stall import StallPlan
+from harness.units import UsageError
+from harness.verify import verify_targets
+from targets.registry import TARGETS, Target
+
+
+def run_benchmark(options: RunOptions, argv: list[str], progress: Progress) -> int:
+    """Plan, verify, calibrate, run every cell, then write summary, charts and report."""
+    profile = PROFILES[options.profile]
+    scenarios, broken = discover()
+    cells = build_plan(options, profile, scenarios, list(TARGETS), broken)
+    pinning = choose_pinning(options.server_cpus, options.generator_cpus)
+    run_dir = create_run_dir(options.out)
+    with RunLock(run_dir):
+        manifest = new_manifest(run_dir, argv)
+        used_scenarios = sorted({c.scenario for c in cells})
+        used_targets = list(dict.fromkeys(c.target for c in cells))
+        manifest.update(
+            options=options.to_dict(),
+            profile=profile.to_dict(),
+            pinning=pinning.to_dict(),
+            scenarios={name: scenarios[name].to_dict() for name in used_scenarios},
+            targets={name: TARGETS[name].settings() for name in used_targets},
+        )
+        if not pinning.applied:
+            manifest["warnings"].append(f"CPU pinning not applied: {pinning.note}")
+        stall = stall_plan(options)
+        manifest["options"]["stall"] = (
+            {"at_s": stall.at_s, "for_s": stall.for_s} if stall is not None else None
+        )
+        records = [CellRecord(cell) for cell in cells]
+        progress(
+            f"gatebench: {len(cells)} cells ({len(used_scenarios)} scenarios x "
+            f"{len(used_targets)} targets) -> {run_dir}"
+        )
+        return execute(run_dir, manifest, records, scenarios, options, pinning, progress)
+
+
+def resume_benchmark(run_dir: Path, argv: list[str], progress: Progress) -> int:
+    """Run the cells of an earlier run that never finished, into the same folder."""
+    manifest_path = run_dir / schema.MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise UsageError(f"--resume {run_dir}: not a results folder (no {schema.MANIFEST_FILE})")
+    with RunLock(run_dir):
+        manifest = json.loads(manifest_path.read_text())
+        options = options_from_manifest(manifest, run_dir)
+        scenarios, broken = discover()
+        for name, recorded in manifest.get("scenarios", {}).items():
+            scenario = scenarios.get(name)
+            if scenario is None:
+                raise UsageError(f"--resume: scenario {name} is gone: {broken.get(name, '')}")
+            if scenario.sha256 != recorded.get("sha256"):
+                raise UsageError(
+                    f"--resume: {scenario.path} changed since the run started; its cells "
+                    "would not be comparable. Start a new run instead."
+                )
+        records = [record_from_manifest(entry) for entry in manifest.get("cells", [])]
+        redo = [r for r in records if r.status in RESUMABLE]
+        for record in redo:
+            record.status, record.error, record.started_at, record.finished_at = (
+                schema.STATUS_PENDING, None, None, None
+            )  # fmt: skip
+            shutil.rmtree(run_dir / schema.RAW_DIR / record.cell.cell_id, ignore_errors=True)
+        manifest.setdefault("resumed", []).append(
+            {"at": now_iso(), "argv": argv, "cells": len(redo)}
+        )
+        manifest["status"] = "running"
+        pinning = Pinning(**_pinning_fields(manifest.get("pinning", {})))
+        progress(f"gatebench: resuming {run_dir}: {len(redo)} of {len(records)} cells to run")
+        return execute(
+            run_dir, manifest, records, scenarios, options, pinning, progress,
+            calibrate_again="calibration" not in manifest,
+        )  # fmt: skip
+
+
+def execute(
+    run_dir: Path,
+    manifest: dict[str, Any],
+    records: list[CellRecord],
+    scenarios: dict[str, Scenario],
+    options: RunOptions,
+    pinning: Pinning,
+    progress: Progress,
+    calibrate_again: bool = True,
+) -> int:
+    """Verify, calibrate and run the pending cells; always save and build the outputs."""
+    settings = CellSettings(pinning, options.arrivals, stall_plan(options), options.latency_log)
+    runner = Runner(run_dir, manifest, records, scenarios, TARGETS, settings, progress=progress)
+    interrupted = False
+    started = time.monotonic()
+    try:
+        runner.save()
+        pending = {r.cell.target for r in records if r.status == schema.STATUS_PENDING}
+        chosen = [TARGETS[name] for name in dict.fromkeys(r.cell.target for r in records)]
+        chosen = [t for t in chosen if t.name in pending]
+        if options.verify and chosen:
+            gate(chosen, run_dir, records, manifest, pinning, progress)
+        verified = manifest.get("verify", {})
+        runnable = [t for t in chosen if verified.get(t.name, {}).get("passed", True)]
+        if options.calibrate and runnable and calibrate_again:
+            try:
+                manifest["calibration"] = calibrate(runnable, run_dir, settings, progress)
+            except (CellError, ServerError) as exc:
+                manifest["calibration"] = None
+                manifest["warnings"].append(f"generator calibration failed: {exc}")
+                progress(f"    calibration failed: {exc}")
+        runner.run()
+    except KeyboardInterrupt:
+        interrupted = True
+        for record in records:
+            if record.status == schema.STATUS_PENDING:
+                record.status = schema.STATUS_INTERRUPTED
+        progress("gatebench: interrupted; saving the finished cells")
+    manifest["status"] = (
+        "interrupted"
+        if interrupted
+        else ("failed" if any(r.status != schema.STATUS_OK for r in records) else "complete")
+    )
+    manifest["finished_at"] = now_iso()
+    manifest["elapsed_s"] = round(time.monotonic() - started, 1)
+    runner.save()
+    build_all(run_dir)
+    point_latest(run_dir)
+    ok = sum(r.status == schema.STATUS_OK for r in records)
+    progress(
+        f"gatebench: {ok}/{len(records)} cells ok in {manifest['elapsed_s']:.0f} s; "
+        f"report: {run_dir / schema.REPORT_MD}"
+    )
+    if interrupted:
+        progress(f"gatebench: to finish it later: python -m harness run --resume {run_dir}")
+        return EXIT_INTERRUPTED
+    return EXIT_OK if ok == len(records) else EXIT_FAILED_CELLS
+
+
+RESUMABLE = (schema.STATUS_PENDING, schema.STATUS_INTERRUPTED)
+
+
+def stall_plan(options: RunOptions) -> StallPlan | None:
+    if options.stall_at_s is None or options.stall_for_s is None:
+        return None
+    return StallPlan(options.stall_at_s, options.stall_for_s)
+
+
+def options_from_manifest(manifest: dict[str, Any], run_dir: Path) -> RunOptions:
+    recorded = dict(manifest.get("options") or {})
+    known = {f.name for f in fields(RunOptions)}
+    try:
+        values: dict[str, Any] = {
+            key: tuple(value) if isinstance(value, list) else value
+            for key, value in recorded.items()
+            if key in known
+        }
+        return RunOptions(**values)
+    except TypeError as exc:
+        raise UsageError(f"--resume {run_dir}: manifest options unreadable: {exc}") from None
+
+
+def record_from_manifest(entry: dict[str, Any]) -> CellRecord:
+    cell = Cell(**{f.name: entry[f.name] for f in fields(Cell)})
+    return CellRecord(
+        cell,
+        status=entry.get("status", schema.STATUS_PENDING),
+        started_at=entry.get("started_at"),
+        finished_at=entry.get("finished_at"),
+        error=entry.get("error"),
+        warnings=list(entry.get("warnings", [])),
+    )
+
+
+def _pinning_fields(recorded: dict[str, Any]) -> dict[str, Any]:
+    server, generator = recorded.get("server_cpus"), recorded.get("generator_cpus")
+    return {
+        "server_cpus": tuple(server) if server else None,
+        "generator_cpus": tuple(generator) if generator else None,
+        "applied": bool(recorded.get("applied")),
+        "note": recorded.get("note", ""),
+    }
+
+
+class RunLock:
+    """An exclusive lock on a run folder: two processes never write into the same run."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / ".lock"
+        self.handle: Any = None
+
+    def __enter__(self) -> RunLock:
+        self.handle = open(self.path, "a")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.close()
+            raise UsageError(
+                f"{self.path.parent}: another gatebench run is writing there"
+            ) from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
+        self.path.unlink(missing_ok=True)
+
+
+def gate(
+    chosen: list[Target],
+    run_dir: Path,
+    records: list[CellRecord],
+    manifest: dict[str, Any],
+    pinning: Pinning,
+    progress: Progress,
+) -> None:
+    """The verify gate: a target that does not answer like the others is not measured."""
+    progress(f"verifying {len(chosen)} targets (same answers, /io?ms=50 takes 50 ms)")
+    results = verify_targets(chosen, run_dir / schema.RAW_DIR, pinning.server_cpus)
+    manifest.setdefault("verify", {}).update({n: r.to_dict() for n, r in results.items()})
+    for name, result in results.items():
+        if result.passed:
+            continue
+        reason = f"target {name} failed the verify gate: " + "; ".join(result.problems)
+        progress(f"    {reason}")
+        manifest["warnings"].append(reason)
+        for record in records:
+            if record.cell.target == name and record.status == schema.STATUS_PENDING:
+                record.status = schema.STATUS_SKIPPED
+                record.error = reason

@@ -1,0 +1,256 @@
+"""The verify gate: before a run, check that the targets really are equivalent.
+
+This module owns the fixed list of probe requests (``REQUESTS``), the statuses they must
+get (``EXPECTED_STATUS``), sending them to a running server (``check_server``), comparing
+each target with the reference target (``compare``), and the ``/io`` timing check. A
+target that fails is not benchmarked; its ``VerifyResult.problems`` say why.
+
+The reference is the first target (in the given order) that started and answered every
+request. Every other target must send the same status, content type and body for every
+request; nothing in the probe list is random (the exponential ``/io`` wait is seeded).
+Independently of the reference, each target must get the expected status for every
+request and a JSON content type, so two targets that are wrong the same way still fail.
+Requests use only the standard library: the orchestrator never imports locust.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import statistics
+import time
+import urllib.parse
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from harness.servers import ServerError, serve
+from targets.registry import Target
+
+Request = tuple[str, str, bytes | None]  # method, path with query, body
+Answer = tuple[str, int, str, bytes]  # request label, status, content type, body
+
+REQUESTS: list[Request] = [
+    ("GET", "/health", None),
+    ("GET", "/io?ms=0", None),
+    ("GET", "/io?ms=5&dist=exp&seed=7", None),
+    ("GET", "/io?ms=-1", None),
+    ("GET", "/io?ms=abc", None),
+    ("GET", "/io?ms=nan", None),
+    ("GET", "/io?ms=99999", None),
+    ("GET", "/io?dist=weird", None),
+    ("GET", "/cpu?work=100", None),
+    ("GET", "/cpu?work=-5", None),
+    ("GET", "/cpu?work=2000000", None),
+    ("GET", "/json?items=3", None),
+    ("GET", "/json?items=0", None),
+    ("GET", "/json?items=x", None),
+    ("POST", "/echo", b'{"a":[1,2.5,"x"],"b":null,"c":{"d":true}}'),
+    ("POST", "/echo", b'{"a":1,'),
+    ("GET", "/stall?ms=0", None),
+    ("GET", "/nope", None),
+    ("POST", "/health", None),
+]
+
+# Any request not listed here must answer 200.
+_REFUSED = {
+    "GET /io?ms=-1": 422,
+    "GET /io?ms=abc": 422,
+    "GET /io?ms=nan": 422,
+    "GET /io?ms=99999": 422,
+    "GET /io?dist=weird": 422,
+    "GET /cpu?work=-5": 422,
+    "GET /cpu?work=2000000": 422,
+    "GET /json?items=x": 422,
+    "POST /echo {bad JSON}": 400,
+    "GET /nope": 404,
+    "POST /health": 405,
+}
+
+IO_PATH = "/io?ms=50"
+IO_BASELINE_PATH = "/io?ms=0"
+IO_EXPECTED_MS = 50.0
+IO_TOLERANCE = 0.10
+IO_SAMPLES = 10
+REQUEST_TIMEOUT_S = 10.0
+JSON_TYPE = "application/json"
+
+
+def label(request: Request) -> str:
+    """How a request is named in problems: ``GET /io?ms=abc``, ``POST /echo {JSON}``."""
+    method, path, body = request
+    if body is None:
+        return f"{method} {path}"
+    try:
+        json.loads(body)
+    except ValueError:
+        return f"{method} {path} {{bad JSON}}"
+    return f"{method} {path} {{JSON}}"
+
+
+EXPECTED_STATUS: dict[str, int] = {label(r): _REFUSED.get(label(r), 200) for r in REQUESTS}
+
+
+@dataclass
+class VerifyResult:
+    target: str
+    passed: bool
+    problems: list[str] = field(default_factory=list)
+    io_ms: float | None = None  # median wall time of /io?ms=50, one request at a time
+    io_expected_ms: float = IO_EXPECTED_MS
+    checked: int = 0  # requests of REQUESTS answered
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class CheckError(RuntimeError):
+    """A request that got no answer, or a timing request that did not answer 200."""
+
+
+def _send(url: str, request: Request) -> tuple[int, str, bytes]:
+    method, path, body = request
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=REQUEST_TIMEOUT_S)
+    try:
+        headers = {"Content-Type": JSON_TYPE} if body is not None else {}
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.getheader("Content-Type", ""), response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        raise CheckError(f"{label(request)}: no answer ({exc!r})") from None
+    finally:
+        conn.close()
+
+
+def check_server(url: str) -> tuple[list[Answer], float]:
+    """Send every request of REQUESTS, then time /io?ms=50 one at a time.
+
+    Returns the answers and the wait /io?ms=50 adds, in ms: the median wall time of
+    /io?ms=50 minus that of /io?ms=0, so connection set-up and framework overhead (and a
+    busy machine) do not count against the route's own latency.
+    """
+    answers = [(label(r), *_send(url, r)) for r in REQUESTS]
+    waits = [_median_ms(url, IO_PATH), _median_ms(url, IO_BASELINE_PATH)]
+    return answers, waits[0] - waits[1]
+
+
+def _median_ms(url: str, path: str) -> float:
+    times_ms = []
+    for _ in range(IO_SAMPLES):
+        started = time.perf_counter()
+        status, _type, _body = _send(url, ("GET", path, None))
+        times_ms.append((time.perf_counter() - started) * 1000)
+        if status != 200:
+            raise CheckError(f"GET {path}: status {status}, expected 200")
+    return statistics.median(times_ms)
+
+
+def shorten_pair(a: bytes | str, b: bytes | str, width: int = 60) -> tuple[str, str]:
+    """Both values as reprs of at most ~width characters, starting near their first difference."""
+    ra, rb = repr(a), repr(b)
+    same = next((i for i, (x, y) in enumerate(zip(ra, rb, strict=False)) if x != y), len(ra))
+    start = max(0, same - width // 3)
+
+    def cut(text: str) -> str:
+        piece = text[start : start + width]
+        return ("…" if start else "") + piece + ("…" if start + width < len(text) else "")
+
+    return cut(ra), cut(rb)
+
+
+def compare(answers: list[Answer], reference: list[Answer], reference_name: str) -> list[str]:
+    """Problems where answers differ from the reference's: request, field, both values."""
+    problems = []
+    theirs = {answer[0]: answer for answer in reference}
+    for name, status, content_type, body in answers:
+        if name not in theirs:
+            problems.append(f"{name}: the reference {reference_name} has no answer to compare")
+            continue
+        _, ref_status, ref_type, ref_body = theirs[name]
+        fields: list[tuple[str, bytes | str | int, bytes | str | int]] = [
+            ("status", status, ref_status),
+            ("content-type", content_type, ref_type),
+            ("body", body, ref_body),
+        ]
+        for what, mine, ref in fields:
+            if mine == ref:
+                continue
+            if isinstance(mine, int) or isinstance(ref, int):
+                shown = (str(mine), str(ref))
+            else:
+                shown = shorten_pair(mine, ref)
+            problems.append(f"{name}: {what} {shown[0]} vs {shown[1]} (reference {reference_name})")
+    return problems
+
+
+def expectation_problems(answers: list[Answer]) -> list[str]:
+    """Problems with answers on their own: wrong status, not JSON, missing requests."""
+    problems = []
+    seen = set()
+    for name, status, content_type, _body in answers:
+        seen.add(name)
+        expected = EXPECTED_STATUS.get(name)
+        if expected is not None and status != expected:
+            problems.append(f"{name}: status {status}, expected {expected}")
+        if content_type.split(";")[0].strip() != JSON_TYPE:
+            problems.append(f"{name}: content-type {content_type!r}, expected {JSON_TYPE!r}")
+    problems += [f"{name}: not answered" for name in EXPECTED_STATUS if name not in seen]
+    return problems
+
+
+def io_problem(io_ms: float) -> str | None:
+    low, high = IO_EXPECTED_MS * (1 - IO_TOLERANCE), IO_EXPECTED_MS * (1 + IO_TOLERANCE)
+    if low <= io_ms <= high:
+        return None
+    return (
+        f"{IO_PATH} waited {io_ms:.1f} ms (median, beyond {IO_BASELINE_PATH}), "
+        f"expected {IO_EXPECTED_MS:.0f} ms ±{IO_TOLERANCE:.0%}"
+    )
+
+
+def verify_targets(
+    targets: list[Target], log_dir: Path, server_cpus: Sequence[int] | None
+) -> dict[str, VerifyResult]:
+    """Start each target in turn, probe it, then judge all of them; keyed by target name."""
+    results: dict[str, VerifyResult] = {}
+    answers: dict[str, list[Answer]] = {}
+    for target in targets:
+        result = results[target.name] = VerifyResult(target.name, passed=False)
+        try:
+            with serve(target, log_dir / f"verify__{target.name}.log", server_cpus) as server:
+                try:
+                    answers[target.name], result.io_ms = check_server(server.url)
+                except CheckError as exc:
+                    result.problems.append(f"{exc}; see its log {server.log_path}")
+        except (ServerError, OSError) as exc:  # OSError: the server could not be launched
+            result.problems.append(str(exc))
+    reference = next(iter(answers), None)
+    for name, result in results.items():
+        got = answers.get(name)
+        if got is not None:
+            result.checked = len(got)
+            if name != reference and reference is not None:
+                result.problems += compare(got, answers[reference], reference)
+            result.problems += expectation_problems(got)
+        if result.io_ms is not None and (problem := io_problem(result.io_ms)):
+            result.problems.append(problem)
+        result.passed = not result.problems
+    return results
+
+
+def format_results(results: dict[str, VerifyResult]) -> str:
+    """One line per target (PASS/FAIL, /io median), its problems indented below."""
+    width = max((len(name) for name in results), default=0)
+    lines = []
+    for name, result in results.items():
+        verdict = "PASS" if result.passed else "FAIL"
+        io = "not measured" if result.io_ms is None else f"waits {result.io_ms:.1f} ms"
+        lines.append(
+            f"{verdict}  {name:<{width}}  {IO_PATH} {io} "
+            f"(expected {result.io_expected_ms:.0f})  {result.checked}/{len(REQUESTS)} requests"
+        )
+        for problem in result.problems:
+            first, *rest = problem.splitlines() or [""]
+            lines += ["      - " + first, *("        " + line for line in rest)]
+    return "\n".join(lines)
