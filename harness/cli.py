@@ -69,7 +69,10 @@ def build_parser() -> ArgumentParser:
 
     serve = commands.add_parser("serve", help="start one target by hand and print its URL")
     serve.add_argument("target", help="target name (see `list`)")
-    serve.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: free)")
+    serve.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, loopback only)"
+    )
 
     verify = commands.add_parser("verify", help="check the targets answer alike")
     verify.add_argument("--targets", help="comma-separated target names (default: all)")
@@ -234,10 +237,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.target not in TARGETS:
         raise UsageError(f"unknown target {args.target!r}; choose from {', '.join(TARGETS)}")
     target = TARGETS[args.target]
-    port = args.port or free_port()
+    if args.host != HOST:
+        print(f"gatebench: warning: binding {args.host}, not loopback only", file=sys.stderr)
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port {args.port}: expected 1 to 65535")
+    port = args.port or free_port(args.host)
     log = Path("results") / f"serve-{target.name}.log"
-    proc = start_process(target.command(HOST, port), log, None)
-    url = f"http://{HOST}:{port}"
+    proc = start_process(target.command(args.host, port), log, None)
+    url = f"http://{args.host}:{port}"
     try:
         wait_ready(url, proc, log, target.name)
         print(f"{target.name} ready at {url}  (log: {log}; Ctrl-C to stop)", flush=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -23,7 +24,9 @@ from typing import Any
 
 from harness.units import UsageError, parse_duration
 
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# GATEBENCH_SCENARIOS points discovery at another folder of locustfiles (tests use it too).
+SCENARIO_DIR = Path(os.environ.get("GATEBENCH_SCENARIOS") or PROJECT_ROOT / "scenarios")
 PROBE_TIMEOUT_S = 120.0
 SETTINGS_KEYS = ("users", "service_time_ms", "duration", "warmup")
 
@@ -52,8 +55,12 @@ class Scenario:
         return self.description.strip().splitlines()[0] if self.description.strip() else ""
 
     def to_dict(self) -> dict[str, Any]:
+        try:
+            shown = self.path.resolve().relative_to(PROJECT_ROOT)
+        except ValueError:
+            shown = self.path
         return {
-            "file": str(self.path),
+            "file": str(shown),
             "sha256": self.sha256,
             "description": self.description,
             "user_classes": list(self.user_classes),

@@ -39,6 +39,8 @@ def run_benchmark(options: RunOptions, argv: list[str], progress: Progress) -> i
     pinning = choose_pinning(options.server_cpus, options.generator_cpus)
     run_dir = create_run_dir(options.out)
     with RunLock(run_dir):
+        if (run_dir / schema.MANIFEST_FILE).exists():  # another run got here first
+            raise UsageError(f"--out {run_dir}: already holds a run (manifest.json)")
         manifest = new_manifest(run_dir, argv)
         used_scenarios = sorted({c.scenario for c in cells})
         used_targets = list(dict.fromkeys(c.target for c in cells))
