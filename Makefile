@@ -5,8 +5,9 @@ PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed
 PROFILE     ?= default
 RUN         ?= results/latest
+THRESHOLD   ?= 5
 
-.PHONY: install bench test lint report clean
+.PHONY: install bench test lint report compare browser clean
 
 install: $(STAMP)
 
@@ -18,8 +19,18 @@ $(STAMP): pyproject.toml
 bench: $(STAMP)
 	$(PY) -m harness run --profile $(PROFILE)
 
-test: lint
+test: lint browser
 	$(PY) -m pytest
+
+# The HTML report test opens report.html in a real headless Chromium (Debian's package).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "make test needs Chromium for the HTML report test: sudo apt-get install chromium" >&2; \
+	    exit 1; \
+	  fi; }
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -28,6 +39,10 @@ lint: $(STAMP)
 
 report: $(STAMP)
 	$(PY) -m harness report $(RUN)
+
+compare: $(STAMP)
+	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make compare A=results/<run> B=results/<run> [THRESHOLD=5]" >&2; exit 2; }
+	$(PY) -m harness compare $(A) $(B) --threshold $(THRESHOLD)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -8,6 +8,7 @@ line on stderr, exit status 2, no traceback. Exit status of ``run``: 0 every cel
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import tempfile
@@ -16,7 +17,7 @@ from types import FrameType
 
 from harness import schema
 from harness.cpus import choose_pinning
-from harness.plan import RunOptions
+from harness.plan import RunOptions, parse_override
 from harness.profiles import DEFAULT_PROFILE, PROFILES
 from harness.scenarios import discover
 from harness.schema import EXIT_FAILED_CELLS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
@@ -64,6 +65,13 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--no-calibrate", action="store_true", help="skip the generator ceiling")
     run.add_argument("--no-verify", action="store_true", help="skip the verify gate")
     run.add_argument(
+        "--set",
+        action="append",
+        metavar="TARGET.SETTING=N",
+        help="override a target's workers or threads for this run, e.g. "
+        "flask-gunicorn-sync.workers=2 (repeatable; recorded in the manifest)",
+    )
+    run.add_argument(
         "--resume", metavar="RUN_DIR", help="finish the unfinished cells of an earlier run"
     )
 
@@ -76,6 +84,14 @@ def build_parser() -> ArgumentParser:
 
     verify = commands.add_parser("verify", help="check the targets answer alike")
     verify.add_argument("--targets", help="comma-separated target names (default: all)")
+
+    compare = commands.add_parser("compare", help="what changed between two runs, and is it real")
+    compare.add_argument("run_a", help="the baseline results folder")
+    compare.add_argument("run_b", help="the results folder to compare with it")
+    compare.add_argument(
+        "--threshold", default="5", help="percent change that counts as a regression (default 5)"
+    )
+    compare.add_argument("--out", help="where to write the comparison (default: inside RUN_B)")
 
     report = commands.add_parser("report", help="rebuild summary, charts and report of a run")
     report.add_argument("run_dir", help="a results folder, e.g. results/latest")
@@ -91,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             "run": cmd_run,
             "serve": cmd_serve,
             "verify": cmd_verify,
+            "compare": cmd_compare,
             "report": cmd_report,
         }
         return command[args.command](args)
@@ -160,6 +177,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         latency_log=args.latency_log,
         calibrate=not args.no_calibrate,
         verify=not args.no_verify,
+        overrides=tuple(parse_override(item) for item in args.set or ()),
     )
 
 
@@ -256,6 +274,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return EXIT_OK
     finally:
         stop_process(proc)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.compare import run_compare
+
+    try:
+        threshold = float(args.threshold)
+    except ValueError:
+        threshold = math.nan
+    if not math.isfinite(threshold) or threshold < 0:
+        raise UsageError(f"--threshold {args.threshold!r}: expected a percentage such as 5")
+    for folder in (args.run_a, args.run_b):
+        if not (Path(folder) / schema.MANIFEST_FILE).is_file():
+            raise UsageError(f"{folder}: not a results folder (no {schema.MANIFEST_FILE})")
+    out = Path(args.out) if args.out else None
+    try:
+        return run_compare(Path(args.run_a), Path(args.run_b), threshold, out)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from harness.profiles import Profile
 from harness.scenarios import Scenario
 from harness.schema import Cell
 from harness.units import UsageError
+from targets.registry import Target
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class RunOptions:
     latency_log: bool = False  # also write every request's latency to raw/<cell>/
     calibrate: bool = True
     verify: bool = True
+    # One-run target overrides: (target, setting, value), setting "workers" or "threads".
+    overrides: tuple[tuple[str, str, int], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,3 +117,35 @@ def _first_given(*values: float | None) -> float:
         if value is not None:
             return value
     raise ValueError("no value given")
+
+
+def apply_overrides(
+    targets: dict[str, Target], overrides: tuple[tuple[str, str, int], ...]
+) -> dict[str, Target]:
+    """The target table with one run's worker/thread overrides applied (a copy)."""
+    table = dict(targets)
+    for name, setting, value in overrides:
+        if name not in table:
+            raise UsageError(f"--set: unknown target {name!r}; choose from {', '.join(table)}")
+        try:
+            table[name] = table[name].with_settings(**{setting: value})
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"--set {name}.{setting}={value}: {exc}") from None
+    return table
+
+
+def parse_override(text: str) -> tuple[str, str, int]:
+    """'flask-gunicorn-sync.workers=2' -> ('flask-gunicorn-sync', 'workers', 2)."""
+    target, dot, rest = text.partition(".")
+    setting, equals, value = rest.partition("=")
+    if not (dot and equals and target and setting in OVERRIDABLE):
+        raise UsageError(
+            f"--set {text!r}: expected TARGET.SETTING=N with SETTING one of "
+            f"{', '.join(OVERRIDABLE)}, e.g. flask-gunicorn-sync.workers=2"
+        )
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
+        raise UsageError(f"--set {text!r}: {value!r} is not a positive whole number")
+    return target, setting, int(value)
+
+
+OVERRIDABLE = ("workers", "threads")

@@ -18,7 +18,7 @@ from typing import Any
 from harness import schema
 from harness.cpus import Pinning, choose_pinning
 from harness.manifest import create_run_dir, new_manifest, now_iso, point_latest
-from harness.plan import RunOptions, build_plan
+from harness.plan import RunOptions, apply_overrides, build_plan
 from harness.profiles import PROFILES
 from harness.report import build_all
 from harness.runner import CellError, CellSettings, Progress, Runner, calibrate
@@ -35,7 +35,8 @@ def run_benchmark(options: RunOptions, argv: list[str], progress: Progress) -> i
     """Plan, verify, calibrate, run every cell, then write summary, charts and report."""
     profile = PROFILES[options.profile]
     scenarios, broken = discover()
-    cells = build_plan(options, profile, scenarios, list(TARGETS), broken)
+    targets = apply_overrides(TARGETS, options.overrides)
+    cells = build_plan(options, profile, scenarios, list(targets), broken)
     pinning = choose_pinning(options.server_cpus, options.generator_cpus)
     run_dir = create_run_dir(options.out)
     with RunLock(run_dir):
@@ -49,7 +50,7 @@ def run_benchmark(options: RunOptions, argv: list[str], progress: Progress) -> i
             profile=profile.to_dict(),
             pinning=pinning.to_dict(),
             scenarios={name: scenarios[name].to_dict() for name in used_scenarios},
-            targets={name: TARGETS[name].settings() for name in used_targets},
+            targets={name: targets[name].settings() for name in used_targets},
         )
         if not pinning.applied:
             manifest["warnings"].append(f"CPU pinning not applied: {pinning.note}")
@@ -114,13 +115,14 @@ def execute(
 ) -> int:
     """Verify, calibrate and run the pending cells; always save and build the outputs."""
     settings = CellSettings(pinning, options.arrivals, stall_plan(options), options.latency_log)
-    runner = Runner(run_dir, manifest, records, scenarios, TARGETS, settings, progress=progress)
+    targets = apply_overrides(TARGETS, options.overrides)
+    runner = Runner(run_dir, manifest, records, scenarios, targets, settings, progress=progress)
     interrupted = False
     started = time.monotonic()
     try:
         runner.save()
         pending = {r.cell.target for r in records if r.status == schema.STATUS_PENDING}
-        chosen = [TARGETS[name] for name in dict.fromkeys(r.cell.target for r in records)]
+        chosen = [targets[name] for name in dict.fromkeys(r.cell.target for r in records)]
         chosen = [t for t in chosen if t.name in pending]
         if options.verify and chosen:
             gate(chosen, run_dir, records, manifest, pinning, progress)
@@ -179,6 +181,7 @@ def options_from_manifest(manifest: dict[str, Any], run_dir: Path) -> RunOptions
             for key, value in recorded.items()
             if key in known
         }
+        values["overrides"] = tuple(tuple(item) for item in values.get("overrides", ()))
         return RunOptions(**values)
     except TypeError as exc:
         raise UsageError(f"--resume {run_dir}: manifest options unreadable: {exc}") from None

@@ -45,11 +45,15 @@ class Target:
             )
         if (workers is not None and workers < 1) or (threads is not None and threads < 1):
             raise ValueError(f"target {self.name}: workers and threads must be at least 1")
-        return replace(
+        changed = replace(
             self,
             workers=self.workers if workers is None else workers,
             threads=self.threads if threads is None else threads,
         )
+        if changed == self:
+            return self
+        note = f"overridden for this run: {changed.workers} workers x {changed.threads} threads"
+        return replace(changed, description=f"{self.description} ({note})")
 
     def settings(self) -> dict[str, object]:
         """What the manifest records about this target."""
