@@ -91,7 +91,9 @@ def build_parser() -> ArgumentParser:
     compare.add_argument(
         "--threshold", default="5", help="percent change that counts as a regression (default 5)"
     )
-    compare.add_argument("--out", help="where to write the comparison (default: inside RUN_B)")
+    compare.add_argument(
+        "--out", help="where to write the comparison (default: compare-A-vs-B beside RUN_B)"
+    )
 
     report = commands.add_parser("report", help="rebuild summary, charts and report of a run")
     report.add_argument("run_dir", help="a results folder, e.g. results/latest")
@@ -288,9 +290,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for folder in (args.run_a, args.run_b):
         if not (Path(folder) / schema.MANIFEST_FILE).is_file():
             raise UsageError(f"{folder}: not a results folder (no {schema.MANIFEST_FILE})")
-    out = Path(args.out) if args.out else None
+    run_a, run_b = Path(args.run_a).resolve(), Path(args.run_b).resolve()
+    # Beside the runs, never inside one: a results folder is not edited after its run.
+    out = Path(args.out) if args.out else run_b.parent / f"compare-{run_a.name}-vs-{run_b.name}"
     try:
-        return run_compare(Path(args.run_a), Path(args.run_b), threshold, out)
+        return run_compare(run_a, run_b, threshold, out)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.schema import MANIFEST_FILE, RAW_DIR, SCHEMA_VERSION
+from harness.summary import atomic_write_text
 from harness.units import UsageError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -30,13 +31,6 @@ PACKAGES = (
 
 def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write text to path via a temp file and rename: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def git_info() -> dict[str, Any]:
@@ -146,4 +140,4 @@ def new_manifest(run_dir: Path, argv: list[str]) -> dict[str, Any]:
 
 
 def save_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
-    write_atomic(run_dir / MANIFEST_FILE, json.dumps(manifest, indent=2, default=str) + "\n")
+    atomic_write_text(run_dir / MANIFEST_FILE, json.dumps(manifest, indent=2, default=str) + "\n")

@@ -1,10 +1,12 @@
 """The Markdown report of a run (``RUN/report.md``) and ``build_all``, the whole analysis step.
 
 This module owns the words: headline findings computed from the summary (generator-bound cells
-left out), one table and two charts per scenario and load model, failed cells, warnings and the
+left out), the ASGI/WSGI overview chart, one table and its charts (each with a caption saying
+what question it answers) per scenario and load model, failed cells, warnings and the
 environment the numbers came from; the sections on trust in the numbers (measurement, verify
 gate, flagged and unstable cells, stalls) come from ``harness.report_sections``. It reads the
 run through ``harness.results`` only, so any copied run folder can be re-rendered.
+``build_all`` then converts report.md into the one-file ``report.html`` (``harness.report_html``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,16 @@ from pathlib import Path
 import pandas as pd
 
 from harness import schema
-from harness.charts import LOAD_AXES, chart_paths, draw_charts
+from harness.charts import (
+    CAPTIONS,
+    LOAD_AXES,
+    OVERVIEW_CAPTION,
+    chart_paths,
+    draw_charts,
+    overview_chart_path,
+)
+from harness.charts_data import asgi_wsgi_ratios, comparison_level, scenario_rows, trusted
+from harness.report_html import write_html
 from harness.report_sections import (
     EMPTY,
     closed_vs_open_section,
@@ -38,7 +49,16 @@ from harness.report_sections import (
 from harness.results import Results, load
 from harness.summary import atomic_write_text, write_summary
 
-__all__ = ["build_all", "fmt", "fmt_exact", "fmt_ms", "headline", "render_report", "write_report"]
+__all__ = [
+    "build_all",
+    "chart_lines",
+    "fmt",
+    "fmt_exact",
+    "fmt_ms",
+    "headline",
+    "render_report",
+    "write_report",
+]
 
 HOW_TO_READ = (
     "Closed-loop load: each simulated user sends a request, waits for the response and "
@@ -51,6 +71,12 @@ HOW_TO_READ = (
     "load generator). Latencies are exact (HDR histogram of every successful request, "
     "warm-up excluded); resource figures cover the measurement window only."
 )
+
+
+# ASGI/WSGI throughput ratios inside this range count as "the same"; a stack at or above
+# KEPT_UP of its Little's-law bound did all the load allowed.
+PARITY = (0.8, 1.25)
+KEPT_UP = 0.9
 
 
 def bound_reason(row: pd.Series) -> str:
@@ -113,28 +139,32 @@ def headline(results: Results, scenario: str, load_model: str = "closed") -> lis
             f"these figures measure the load generator, not the servers. {note}"
         ]
     medians = _medians(ok, x)
-    coverage = medians.groupby(x)["target"].nunique()
     # Most targets first, then the highest load: the highest *common* load when there is one.
-    level = max(coverage.index, key=lambda value: (coverage[value], value))
+    level = comparison_level(ok, x)
+    if level is None:
+        return []
     at = medians[medians[x] == level].sort_values("rps", ascending=False)
     best, others = at.iloc[0], at.iloc[1:]
-    where = f"At {_load_label(load_model, float(level))} on **{scenario}**"
+    where = f"At {_load_label(load_model, level)} on **{scenario}**"
     sentence = f"{where}, {best['target']} served {fmt(best['rps'])} rps"
     comparisons = []
     for _, other in others.iterrows():
         ratio = best["rps"] / other["rps"] if other["rps"] else math.inf
-        comparisons.append(
-            f"{ratio:.1f}× {other['target']} ({fmt(other['rps'])} rps, "
-            f"{fmt(other['efficiency'], 2)} of its bound of {fmt_exact(other['bound_rps'])} rps"
-            f" = {bound_reason(other)})"
+        bound_text = (
+            ""  # no Little's-law bound without a declared service time: say nothing of it
+            if missing(other["bound_rps"])
+            else f", {fmt(other['efficiency'], 2)} of its bound of "
+            f"{fmt_exact(other['bound_rps'])} rps = {bound_reason(other)}"
         )
+        comparisons.append(f"{ratio:.1f}× {other['target']} ({fmt(other['rps'])} rps{bound_text})")
     if comparisons:
         sentence += ", " + "; ".join(comparisons)
     lines = [sentence + "."]
-    lines.append(
-        f"{best['target']} reached {fmt(best['efficiency'], 2)} of its bound "
-        f"({fmt_exact(best['bound_rps'])} rps = {bound_reason(best)})."
-    )
+    if not missing(best["bound_rps"]):
+        lines.append(
+            f"{best['target']} reached {fmt(best['efficiency'], 2)} of its bound "
+            f"({fmt_exact(best['bound_rps'])} rps = {bound_reason(best)})."
+        )
     p99 = ", ".join(_p99_text(r) for _, r in at.iterrows())
     lines.append(f"p99 latency there: {p99}.")
     absent = sorted(set(rows["target"].dropna()) - set(at["target"]))
@@ -149,7 +179,53 @@ def headline(results: Results, scenario: str, load_model: str = "closed") -> lis
         lines.append(f"Flagged: {row['target']} ({row['flags']}).")
     if note:
         lines.append(note)
-    return [" ".join(lines)]
+    return [" ".join(lines), *_lowest_p99(at, where), *_near_parity(results, scenario, load_model)]
+
+
+def _lowest_p99(at: pd.DataFrame, where: str) -> list[str]:
+    """Which target answered fastest at its 99th percentile, at the comparison level."""
+    ranked = at.dropna(subset=["p99_ms"]).sort_values("p99_ms")
+    if len(ranked) < 2:
+        return []
+    best, runner_up = ranked.iloc[0], ranked.iloc[1]
+    return [
+        f"{where}, the lowest p99 was {best['target']}'s: {fmt_ms(best['p99_ms'])} ms "
+        f"(next: {runner_up['target']}, {fmt_ms(runner_up['p99_ms'])} ms)."
+    ]
+
+
+def _kept_up(row: pd.Series) -> bool:
+    """Whether a cell served all its load allowed: KEPT_UP of its bound, or of the offered rate
+    when there is no bound (open load without a declared service time)."""
+    if not missing(row["efficiency"]):
+        return bool(row["efficiency"] >= KEPT_UP)
+    if row["load_model"] == "open" and not missing(row["rate"]) and not missing(row["rps"]):
+        return bool(row["rps"] >= KEPT_UP * float(row["rate"]))
+    return False
+
+
+def _near_parity(results: Results, scenario: str, load_model: str) -> list[str]:
+    """When every ASGI/WSGI throughput ratio is within PARITY, say why async did not help."""
+    found = asgi_wsgi_ratios(results, scenario, load_model)
+    if not found.ratios or found.level is None:
+        return []
+    ratios = [r.ratio for r in found.ratios]
+    if not all(PARITY[0] <= ratio <= PARITY[1] for ratio in ratios):
+        return []
+    apart = max(0.01, *(max(ratio, 1 / ratio) - 1 for ratio in ratios))  # never 0%
+    pairs = ", ".join(f"{r.asgi} {r.ratio:.2f}× {r.wsgi}" for r in found.ratios)
+    where = f"At {_load_label(load_model, found.level)} on **{scenario}**"
+    rows = trusted(scenario_rows(results, scenario, load_model))
+    rows = rows[rows[LOAD_AXES[load_model].column].eq(found.level).fillna(False)]
+    if len(rows) and all(_kept_up(row) for _, row in rows.iterrows()):
+        return [
+            f"{where}, every stack kept up with the load (within {apart:.0%} of each other: "
+            f"{pairs}): the load, not the stack, set the throughput."
+        ]
+    return [
+        f"{where}, the stacks are within {apart:.0%} of each other ({pairs}): the work "
+        "needs the CPU, not a wait, so async did not help there."
+    ]
 
 
 def _p99_text(row: pd.Series) -> str:
@@ -198,10 +274,17 @@ def _scenario_section(results: Results, scenario: str) -> list[str]:
             lines += [*_scenario_table(model_rows, model), ""]
         lines += trials_table(model_rows, model)
         for name, path in chart_paths(results.run_dir, scenario, model).items():
-            if path.is_file():
-                rel = path.relative_to(results.run_dir).as_posix()
-                lines += [f"![{scenario} {name}]({rel})", ""]
+            alt = f"{scenario}{' open' if model == 'open' else ''} {name}"
+            lines += chart_lines(results, path, alt, CAPTIONS[name])
     return lines
+
+
+def chart_lines(results: Results, path: Path, alt: str, caption: str) -> list[str]:
+    """A chart linked relative to the run folder with its caption; nothing when not drawn."""
+    if not path.is_file():
+        return []
+    rel = path.relative_to(results.run_dir).as_posix()
+    return [f"![{alt}]({rel})", "", f"*{caption}*", ""]
 
 
 def _not_ok_section(results: Results) -> list[str]:
@@ -300,6 +383,8 @@ def render_report(results: Results) -> str:
         "No cell completed, so there is nothing to compare."
     ]
     lines.append("")
+    overview = overview_chart_path(results.run_dir)
+    lines += chart_lines(results, overview, "ASGI/WSGI throughput ratio", OVERVIEW_CAPTION)
     lines += generator_bound_section(results) + unstable_section(results)
     lines += measurement_section(results) + closed_vs_open_section(results)
     lines += stall_section(results) + verify_section(results)
@@ -317,8 +402,9 @@ def write_report(run_dir: Path | str) -> Path:
 
 
 def build_all(run_dir: Path | str) -> list[Path]:
-    """The whole analysis step: summary.csv, then charts, then report.md; files written."""
+    """The whole analysis step: summary.csv, charts, report.md, then report.html from it."""
     written = [write_summary(run_dir)]
     written += draw_charts(run_dir)
     written.append(write_report(run_dir))
+    written.append(write_html(run_dir))
     return written

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.charts import LOAD_AXES, stall_chart_path
+from harness.charts import LOAD_AXES, STALL_CAPTION, stall_chart_path
 from harness.results import Results
 from harness.summary import (
     CEILING_FRACTION,
@@ -343,7 +343,7 @@ def stall_section(results: Results) -> list[str]:
         path = stall_chart_path(results.run_dir, scenario)
         if path.is_file():
             rel = path.relative_to(results.run_dir).as_posix()
-            lines += [f"![{scenario} stall]({rel})", ""]
+            lines += [f"![{scenario} stall]({rel})", "", f"*{STALL_CAPTION}*", ""]
     return lines
 
 

@@ -162,11 +162,17 @@ def _write_locust_stats(path: Path, values_us: np.ndarray, failures: int) -> Non
 
 
 def _cell(
-    target: str, users: int, trial: int, status: str, scenario: str, rate: float | None = None
+    target: str,
+    users: int,
+    trial: int,
+    status: str,
+    scenario: str,
+    rate: float | None = None,
+    service_time_ms: float | None = SERVICE_TIME_MS,
 ) -> dict[str, object]:
     model = "closed" if rate is None else "open"
     cell = schema.Cell(
-        scenario, target, model, users, rate, trial, DURATION_S, WARMUP_S, SERVICE_TIME_MS
+        scenario, target, model, users, rate, trial, DURATION_S, WARMUP_S, service_time_ms
     )
     record = schema.CellRecord(
         cell, status, "2026-11-25T13:00:00Z", "2026-11-25T13:00:14Z", None, []
@@ -203,6 +209,28 @@ def _write_cell(
     _write_locust_stats(raw / "locust_stats.csv", values, failures)
     run.latencies_us[cell_id] = values
     run.windows[cell_id] = (start, start + DURATION_S)
+
+
+# ---- cpu_scenario=True: scenario "cpu", where async does not help -----------------------------
+CPU = "cpu"
+# (target, users) -> rps: the stacks within 4% of each other; no service time declared.
+CPU_THROUGHPUT = {
+    ("flask-gunicorn-sync", 10): 500.0,
+    ("fastapi-uvicorn", 10): 515.0,
+    ("flask-gunicorn-sync", 50): 510.0,
+    ("fastapi-uvicorn", 50): 530.0,
+}
+
+
+def _cpu_cells(run: FakeRun, rng: np.random.Generator, start: float) -> list[dict[str, object]]:
+    cells: list[dict[str, object]] = []
+    for (target, users), rps in CPU_THROUGHPUT.items():
+        cell = _cell(target, users, 1, schema.STATUS_OK, CPU, service_time_ms=None)
+        values = _closed_latencies(rng, users, rps, int(rps * DURATION_S))
+        _write_cell(run, str(cell["cell_id"]), values, 0, start)
+        cells.append(cell)
+        start += 20.0
+    return cells
 
 
 # ---- measurement=True: scenario "measure", for trust in the numbers ---------------------------
@@ -316,11 +344,16 @@ def _measurement_cells(run: FakeRun, rng: np.random.Generator, start: float) -> 
 
 
 def make_run(
-    root: Path, trials: int = 1, extra_scenario: bool = False, measurement: bool = False
+    root: Path,
+    trials: int = 1,
+    extra_scenario: bool = False,
+    measurement: bool = False,
+    cpu_scenario: bool = False,
 ) -> FakeRun:
     """Write a run folder under ``root``: io x 2 targets x users 10/100 (+1 failed cell).
 
     ``extra_scenario`` adds a scenario "broken" whose only cell failed (charts must skip it).
+    ``cpu_scenario`` adds the scenario "cpu" (CPU_THROUGHPUT: ASGI/WSGI within 4%).
     ``measurement`` adds the scenario "measure" (see _measurement_cells), a calibration, a
     verify gate with one failed target, open-load options and a stall.
     """
@@ -354,6 +387,14 @@ def make_run(
             "sha256": "0" * 64,
             "description": "A scenario whose cells all fail.",
             "settings": {},
+        }
+    if cpu_scenario:
+        cells += _cpu_cells(run, rng, start + 1000.0)
+        scenarios[CPU] = {
+            "file": "scenarios/cpu.py",
+            "sha256": "2" * 64,
+            "description": "CPU-bound: every request hashes on the server.",
+            "settings": {"users": [10, 50]},
         }
     targets = dict(TARGETS)
     options: dict[str, object] = {"profile": "smoke", "duration_s": DURATION_S, "trials": trials}

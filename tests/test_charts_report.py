@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,28 +15,39 @@ from analysis_fixtures import (
     FAILED_CELL,
     FAILED_ERROR,
     FAILED_TARGET,
+    GENERATOR_CPU_MEAN,
     NEAR_CEILING,
+    SERVER_CPU_MEAN,
+    SERVER_RSS_PEAK,
     SKIP_ERROR,
+    STALL_AT_S,
     TRIAL_RPS,
     VERIFY_PROBLEM,
     FakeRun,
     make_run,
     measure_cell_id,
 )
+from matplotlib.axes import Axes
+from matplotlib.colors import to_rgba
 from matplotlib.container import ErrorbarContainer
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle, StepPatch
 
-from harness import charts, schema
+from harness import charts_common, schema
 from harness.charts import (
+    CAPTIONS,
     CI_LABEL,
     GENERATOR_LABEL,
+    OVERVIEW_CAPTION,
+    STALL_CAPTION,
     chart_paths,
     draw_charts,
+    overview_chart_path,
     stall_chart_path,
     target_colours,
 )
 from harness.report import build_all, headline, write_report
-from harness.report_sections import DO_NOT_COMPARE
+from harness.report_sections import DO_NOT_COMPARE, fmt_ms
 from harness.results import load
 from harness.summary import build_summary
 
@@ -56,7 +68,8 @@ def assert_png(path: Path) -> None:
 def test_charts_for_each_scenario_with_ok_cells(run: FakeRun) -> None:
     written = draw_charts(run.run_dir)
     expected = chart_paths(run.run_dir, "io")
-    assert sorted(written) == sorted(expected.values())
+    assert list(expected) == list(CAPTIONS)
+    assert sorted(written) == sorted([*expected.values(), overview_chart_path(run.run_dir)])
     for path in written:
         assert_png(path)
     # "broken" has no ok cell: skipped, not an empty chart, not a crash.
@@ -64,10 +77,18 @@ def test_charts_for_each_scenario_with_ok_cells(run: FakeRun) -> None:
     assert [p for p in (run.run_dir / schema.CHARTS_DIR).iterdir() if p.suffix != ".png"] == []
 
 
-def test_charts_with_several_trials(tmp_path: Path) -> None:
+def test_charts_with_several_trials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run = make_run(tmp_path, trials=3)
+    drawn = spy_on_charts(monkeypatch)
     for path in draw_charts(run.run_dir):
         assert_png(path)
+    # The distribution adds the trials' histograms: every request of the three windows.
+    chart = drawn["io_percentiles.png"]
+    assert "3 trials merged" in chart.title
+    successes = sum(1890 * 10 // 10 * 10 + (trial - 1) * 10 for trial in (1, 2, 3))
+    assert f"fastapi-uvicorn ({successes:,} requests)" in chart.legend
+    # Throughput over time: one stairs line per trial.
+    assert len(drawn["io_timeline.png"].steps) == 6
 
 
 def test_charts_of_a_run_where_nothing_completed(tmp_path: Path) -> None:
@@ -91,7 +112,8 @@ def test_target_colours_are_stable() -> None:
 def test_report_headline_table_failures_and_links(run: FakeRun) -> None:
     written = build_all(run.run_dir)
     report = run.run_dir / schema.REPORT_MD
-    assert written[0] == run.run_dir / schema.SUMMARY_FILE and written[-1] == report
+    assert written[0] == run.run_dir / schema.SUMMARY_FILE and written[-2] == report
+    assert written[-1] == run.run_dir / schema.REPORT_HTML
     text = report.read_text()
     assert text.startswith(f"# gatebench run {run.run_dir.name}\n")
     assert "**Status:** failed" in text
@@ -110,9 +132,15 @@ def test_report_headline_table_failures_and_links(run: FakeRun) -> None:
     assert "generator CPU set shares a core" in text
     assert "## Environment" in text and "`3f5a9c0e1b2d`" in text
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert sorted(links) == ["charts/io_latency.png", "charts/io_throughput.png"]
+    expected = [f"charts/io_{name}.png" for name in CAPTIONS] + ["charts/overview_asgi_wsgi.png"]
+    assert sorted(links) == sorted(expected)
     for link in links:
         assert_png(run.run_dir / link)
+    # Every chart is followed by its caption, the question it answers.
+    for name, caption in CAPTIONS.items():
+        assert f"![io {name}](charts/io_{name}.png)\n\n*{caption}*\n" in text
+    findings = section(text, "Headline findings")
+    assert f"(charts/overview_asgi_wsgi.png)\n\n*{OVERVIEW_CAPTION}*" in findings
 
 
 def test_report_without_charts_links_nothing_missing(run: FakeRun) -> None:
@@ -131,76 +159,154 @@ def measured(tmp_path: Path) -> FakeRun:
 
 
 @dataclass
-class Drawn:
-    """What one chart held when it was saved."""
+class DrawnLine:
+    style: str
+    marker: str
+    x: list[float]
+    y: list[float]
+    colour: tuple[float, ...]
 
-    lines: list[tuple[str, str, list[float], list[float]]]  # linestyle, marker, x, y
+
+@dataclass
+class DrawnAxes:
+    """What one axes of a chart held when the chart was saved."""
+
+    lines: list[DrawnLine]
     legend: list[str]
     bars: list[tuple[float, float, float]]  # error bars: x, y low, y high
     texts: list[str]
+    title: str
+    xticklabels: list[str]
+    rectangles: list[tuple[float, float, float]]  # bar charts: x centre, bottom, height
+    steps: list[list[float]]  # stairs: the values of each
 
 
-def spy_on_charts(monkeypatch: pytest.MonkeyPatch) -> dict[str, Drawn]:
-    """Record every chart's lines, legend and error bars as draw_charts saves it."""
-    seen: dict[str, Drawn] = {}
-    save = charts._save
+@dataclass
+class Drawn:
+    """What one chart held when it was saved; ``lines`` etc. are its first axes'."""
 
-    def spy(fig: Figure, path: Path) -> Path:
-        ax = fig.axes[0]
-        lines = [
-            (
-                str(line.get_linestyle()),
-                str(line.get_marker()),
-                [float(v) for v in line.get_xdata()],  # type: ignore[union-attr]
-                [float(v) for v in line.get_ydata()],  # type: ignore[union-attr]
-            )
-            for line in ax.lines
-        ]
-        bars = [
-            (float(seg[0][0]), float(seg[0][1]), float(seg[1][1]))
-            for container in ax.containers
-            if isinstance(container, ErrorbarContainer)
-            for collection in container.lines[2]
-            for seg in collection.get_segments()
-        ]
-        legend = ax.get_legend()
-        labels = [t.get_text() for t in legend.get_texts()] if legend else []
-        seen[path.name] = Drawn(lines, labels, bars, [t.get_text() for t in ax.texts])
-        return save(fig, path)
+    axes: list[DrawnAxes]
+    suptitle: str
 
-    monkeypatch.setattr(charts, "_save", spy)
-    return seen
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.axes[0], name)
 
 
-def has_point(drawn: Drawn, x: float, y: float, *, marker: str = "", style: str = "") -> bool:
-    return any(
-        (not marker or m == marker)
-        and (not style or s == style)
-        and any(
-            px == pytest.approx(x) and py == pytest.approx(y) for px, py in zip(xs, ys, strict=True)
+def _drawn_axes(ax: Axes) -> DrawnAxes:
+    lines = [
+        DrawnLine(
+            str(line.get_linestyle()),
+            str(line.get_marker()),
+            [float(v) for v in line.get_xdata()],  # type: ignore[union-attr]
+            [float(v) for v in line.get_ydata()],  # type: ignore[union-attr]
+            tuple(to_rgba(line.get_color())),
         )
-        for s, m, xs, ys in drawn.lines
+        for line in ax.lines
+    ]
+    bars = [
+        (float(seg[0][0]), float(seg[0][1]), float(seg[1][1]))
+        for container in ax.containers
+        if isinstance(container, ErrorbarContainer)
+        for collection in container.lines[2]
+        for seg in collection.get_segments()
+    ]
+    legend = ax.get_legend()
+    formatter = ax.xaxis.get_major_formatter()
+    ticks = ax.get_xticks()
+    return DrawnAxes(
+        lines=lines,
+        legend=[t.get_text() for t in legend.get_texts()] if legend else [],
+        bars=bars,
+        texts=[t.get_text() for t in ax.texts],
+        title=ax.get_title(),
+        xticklabels=[str(formatter(tick, i)) for i, tick in enumerate(ticks)],
+        rectangles=[
+            (r.get_x() + r.get_width() / 2, r.get_y(), r.get_height())
+            for r in ax.patches
+            if isinstance(r, Rectangle)
+        ],
+        steps=[
+            [float(v) for v in p.get_data().values] for p in ax.patches if isinstance(p, StepPatch)
+        ],
     )
 
 
-def test_measurement_charts_are_written(measured: FakeRun) -> None:
-    written = draw_charts(measured.run_dir)
+def spy_on_charts(monkeypatch: pytest.MonkeyPatch) -> dict[str, Drawn]:
+    """Record every chart's lines, legend, bars and texts as draw_charts saves it."""
+    seen: dict[str, Drawn] = {}
+    save = charts_common.save
+
+    def spy(fig: Figure, path: Path) -> Path:
+        suptitle = fig.get_suptitle() if hasattr(fig, "get_suptitle") else ""
+        seen[path.name] = Drawn([_drawn_axes(ax) for ax in fig.axes], suptitle)
+        return save(fig, path)
+
+    monkeypatch.setattr(charts_common, "save", spy)
+    return seen
+
+
+def has_point(
+    drawn: Drawn | DrawnAxes, x: float, y: float, *, marker: str = "", style: str = ""
+) -> bool:
+    return any(
+        (not marker or line.marker == marker)
+        and (not style or line.style == style)
+        and any(
+            px == pytest.approx(x) and py == pytest.approx(y)
+            for px, py in zip(line.x, line.y, strict=True)
+        )
+        for line in drawn.lines  # type: ignore[union-attr]
+    )
+
+
+@dataclass
+class DrawnRun:
+    """A run folder whose charts were drawn once, with what each chart held."""
+
+    run: FakeRun
+    written: list[Path]
+    drawn: dict[str, Drawn]
+
+    @property
+    def run_dir(self) -> Path:
+        return self.run.run_dir
+
+
+def draw_once(root: Path, **options: bool) -> DrawnRun:
+    run = make_run(root, **options)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        drawn = spy_on_charts(monkeypatch)
+        written = draw_charts(run.run_dir)
+    return DrawnRun(run, written, drawn)
+
+
+# Drawing every chart takes seconds: the tests that only look share one drawing per module.
+@pytest.fixture(scope="module")
+def measured_drawn(tmp_path_factory: pytest.TempPathFactory) -> DrawnRun:
+    return draw_once(tmp_path_factory.mktemp("measured"), measurement=True)
+
+
+@pytest.fixture(scope="module")
+def cpu_drawn(tmp_path_factory: pytest.TempPathFactory) -> DrawnRun:
+    return draw_once(tmp_path_factory.mktemp("cpu"), cpu_scenario=True, extra_scenario=True)
+
+
+def test_measurement_charts_are_written(measured_drawn: DrawnRun) -> None:
+    measured, written = measured_drawn, measured_drawn.written
     names = sorted(p.name for p in written)
-    expected = ["io_latency.png", "io_throughput.png", "measure_latency.png"]
-    expected += ["measure_open_latency.png", "measure_open_throughput.png"]
-    expected += ["measure_stall.png", "measure_throughput.png"]
-    assert names == expected
+    expected = [f"io_{name}.png" for name in CAPTIONS]
+    expected += [f"measure_{name}.png" for name in CAPTIONS]
+    expected += [f"measure_open_{name}.png" for name in CAPTIONS]
+    expected += ["measure_stall.png", "overview_asgi_wsgi.png"]
+    assert names == sorted(expected)
     for path in written:
         assert_png(path)
     assert stall_chart_path(measured.run_dir, "measure") in written
     assert not stall_chart_path(measured.run_dir, "io").exists()  # no stall there
 
 
-def test_charts_mark_generator_bound_cells_and_draw_ci(
-    measured: FakeRun, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    drawn = spy_on_charts(monkeypatch)
-    draw_charts(measured.run_dir)
+def test_charts_mark_generator_bound_cells_and_draw_ci(measured_drawn: DrawnRun) -> None:
+    measured, drawn = measured_drawn, measured_drawn.drawn
     summary = build_summary(measured.run_dir).set_index("cell_id")
     throughput = drawn["measure_throughput.png"]
     # Black hollow squares on the two generator-bound closed cells, with a legend entry.
@@ -224,21 +330,19 @@ def test_charts_mark_generator_bound_cells_and_draw_ci(
     assert GENERATOR_LABEL not in drawn["io_throughput.png"].legend
 
 
-def test_open_latency_chart_draws_p99_corrected_and_uncorrected(
-    measured: FakeRun, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    drawn = spy_on_charts(monkeypatch)
-    draw_charts(measured.run_dir)
+def test_open_latency_chart_draws_p99_corrected_and_uncorrected(measured_drawn: DrawnRun) -> None:
+    measured, drawn = measured_drawn, measured_drawn.drawn
     row = build_summary(measured.run_dir).set_index("cell_id")
     row = row.loc[measure_cell_id("flask-gunicorn-sync", rate=50.0)]
     chart = drawn["measure_open_latency.png"]
-    assert has_point(chart, 50, row["p99_ms"], style="-", marker="^")
-    assert has_point(chart, 50, row["p99_uncorrected_ms"], style=":", marker="v")
+    assert has_point(chart, 50, row["p99_ms"], style="--", marker="^")
+    assert has_point(chart, 50, row["p99_uncorrected_ms"], style="-.", marker="v")
+    assert has_point(chart, 50, row["p999_ms"], style=":", marker="d")
     assert "p99 from the intended start (corrected)" in chart.legend
     assert "p99 from the actual send (uncorrected)" in chart.legend
     assert "stall 1 s" in chart.texts
     closed = drawn["measure_latency.png"]
-    assert not any(style == ":" for style, *_ in closed.lines)  # closed: p50 and p99 only
+    assert not any(line.style == "-." for line in closed.lines)  # closed: no uncorrected p99
     assert "server stalled (SIGSTOP)" in drawn["measure_stall.png"].legend
 
 
@@ -248,9 +352,8 @@ def section(text: str, title: str) -> str:
     return match.group(1) if match else ""
 
 
-def test_report_measurement_sections(measured: FakeRun) -> None:
-    build_all(measured.run_dir)
-    text = (measured.run_dir / schema.REPORT_MD).read_text()
+def test_report_measurement_sections(measured_drawn: DrawnRun) -> None:
+    text = write_report(measured_drawn.run_dir).read_text()
     measurement = section(text, "Measurement")
     for words in (
         "3 s of load that is not counted (warm-up)",
@@ -291,7 +394,7 @@ def test_report_measurement_sections(measured: FakeRun) -> None:
     stall = section(text, "Injected stall")
     stalled = measure_cell_id("flask-gunicorn-sync", rate=50.0)
     assert re.search(rf"\| `{stalled}` \| open \| 5\.00 \| 1\.00 \| 994\.3 \| 5\d\.\d \|", stall)
-    assert "![measure stall](charts/measure_stall.png)" in stall
+    assert f"![measure stall](charts/measure_stall.png)\n\n*{STALL_CAPTION}*" in stall
     # Skipped cells of the target that failed verify are listed with the reason.
     skipped = measure_cell_id(FAILED_TARGET, 10)
     assert f"| `{skipped}` | skipped | {SKIP_ERROR} |" in section(text, "Failed cells")
@@ -380,3 +483,183 @@ def test_report_without_measurement_extras(run: FakeRun) -> None:
         "Injected stall",
     ):
         assert f"## {title}" not in text, title
+
+
+# ---- charts that look closer: knee, distribution, timeline, resources, overview ---------------
+
+
+def medians(run_dir: Path, scenario: str, target: str, column: str) -> dict[float, float]:
+    """Load level -> median of ``column`` over the ok cells of a closed-load series."""
+    ok = load(run_dir).ok_rows()
+    rows = ok[(ok["scenario"] == scenario) & (ok["target"] == target)]
+    rows = rows[rows["load_model"] == "closed"]
+    return {float(k): float(v) for k, v in rows.groupby("users")[column].median().items()}
+
+
+def lines_of(drawn: Drawn | DrawnAxes, colour: tuple[float, ...], marker: str) -> list[DrawnLine]:
+    return [
+        line
+        for line in drawn.lines  # type: ignore[union-attr]
+        if line.colour == pytest.approx(colour) and line.marker == marker and line.x
+    ]
+
+
+TARGET_NAMES = ["fastapi-uvicorn", "flask-gunicorn-sync"]
+
+
+def test_latency_chart_draws_p999_dotted(cpu_drawn: DrawnRun) -> None:
+    chart = cpu_drawn.drawn["io_latency.png"]
+    for target in TARGET_NAMES:
+        for users, p999 in medians(cpu_drawn.run_dir, "io", target, "p999_ms").items():
+            assert has_point(chart, users, p999, style=":", marker="d"), (target, users)
+    assert {"p50 (median)", "p99", "p99.9"} <= set(chart.legend)
+
+
+def test_knee_chart_one_line_per_target_through_its_load_levels(cpu_drawn: DrawnRun) -> None:
+    chart = cpu_drawn.drawn["io_knee.png"]
+    colours = target_colours(load(cpu_drawn.run_dir).target_names)
+    for target in TARGET_NAMES:
+        rps = medians(cpu_drawn.run_dir, "io", target, "rps")
+        p99 = medians(cpu_drawn.run_dir, "io", target, "p99_ms")
+        (line,) = lines_of(chart, colours[target], "o")
+        # As many points as completed load levels (flask's failed 200 users has none).
+        assert len(line.x) == len(rps) == 2
+        assert line.x == pytest.approx([rps[level] for level in sorted(rps)])
+        assert line.y == pytest.approx([p99[level] for level in sorted(rps)])
+    assert sorted(chart.texts) == ["10", "10", "100", "100"]  # each point names its user count
+    assert "the knee" in chart.title and "numbers at the points: concurrent users" in chart.title
+    assert chart.legend == TARGET_NAMES  # failed cells cannot sit on a throughput axis
+
+
+def test_percentile_chart_at_the_highest_common_level(cpu_drawn: DrawnRun) -> None:
+    chart = cpu_drawn.drawn["io_percentiles.png"]
+    assert chart.xticklabels == ["0%", "50%", "90%", "99%", "99.9%", "99.99%"]
+    assert "latency distribution at 100 users" in chart.title
+    summary = load(cpu_drawn.run_dir).summary.set_index("cell_id")
+    colours = target_colours(TARGET_NAMES)
+    for target in TARGET_NAMES:
+        row = summary.loc[FakeRun.cell_id(target, 100)]
+        (line,) = [line for line in chart.lines if line.colour == pytest.approx(colours[target])]
+        successes = row["requests"] - row["failures"]
+        assert line.x[0] == 1.0 and line.x[-1] == pytest.approx(successes)  # q = 0 .. 1 - 1/n
+        assert line.y[-1] == pytest.approx(row["max_ms"])  # the slowest request
+        assert line.y == sorted(line.y)
+        assert any(label.startswith(f"{target} ({successes:,} requests)") for label in chart.legend)
+
+
+def test_timeline_chart_draws_each_second_of_the_window(cpu_drawn: DrawnRun) -> None:
+    chart = cpu_drawn.drawn["io_timeline.png"]
+    assert "throughput (requests/s) over time at 100 users" in chart.title
+    assert "3 s warm-up before it is excluded" in chart.title
+    expected = []
+    for target in TARGET_NAMES:  # sorted, as drawn
+        doc = json.loads(
+            (
+                cpu_drawn.run_dir / schema.RAW_DIR / FakeRun.cell_id(target, 100) / "latency.json"
+            ).read_text()
+        )
+        expected.append([float(successes) for _, successes, _ in doc["per_second"]])
+    assert chart.steps == expected
+    assert chart.legend == TARGET_NAMES
+
+
+def test_timeline_chart_shades_a_stall(measured_drawn: DrawnRun) -> None:
+    chart = measured_drawn.drawn["measure_open_timeline.png"]
+    assert "at 50 requests/s offered" in chart.title
+    assert "server stalled (SIGSTOP)" in chart.legend
+    assert any(steps[int(STALL_AT_S)] == 0 for steps in chart.steps)
+
+
+def test_resources_chart_two_panels_and_the_generator(cpu_drawn: DrawnRun) -> None:
+    chart = cpu_drawn.drawn["io_resources.png"]
+    cpu, rss = chart.axes
+    colours = target_colours(TARGET_NAMES)
+    grey = to_rgba("grey")
+    for target in TARGET_NAMES:
+        server = [line for line in lines_of(cpu, colours[target], "o") if line.style == "-"]
+        assert [line.y for line in server] == [[SERVER_CPU_MEAN, SERVER_CPU_MEAN]]
+        assert [line.y for line in lines_of(rss, colours[target], "o")] == [
+            [SERVER_RSS_PEAK, SERVER_RSS_PEAK]
+        ]
+    generator = lines_of(cpu, grey, ".")
+    assert len(generator) == 2 and all(line.y == [GENERATOR_CPU_MEAN] * 2 for line in generator)
+    assert any(line.y == [90.0, 90.0] and line.style == ":" for line in cpu.lines)
+    assert "generator (locust) CPU %" in cpu.legend
+    assert "failed or skipped cell (no data)" in cpu.legend
+    assert any(line.marker == "x" and line.x == [200.0] for line in rss.lines)
+    assert "server CPU and memory vs concurrent users" in chart.suptitle
+
+
+def test_ratio_chart_bars_are_the_asgi_wsgi_ratios(cpu_drawn: DrawnRun) -> None:
+    chart = cpu_drawn.drawn[overview_chart_path(cpu_drawn.run_dir).name]
+    io_rps = {t: medians(cpu_drawn.run_dir, "io", t, "rps")[100.0] for t in TARGET_NAMES}
+    cpu_rps = {t: medians(cpu_drawn.run_dir, "cpu", t, "rps")[50.0] for t in TARGET_NAMES}
+    io_ratio = io_rps["fastapi-uvicorn"] / io_rps["flask-gunicorn-sync"]
+    cpu_ratio = cpu_rps["fastapi-uvicorn"] / cpu_rps["flask-gunicorn-sync"]
+    assert cpu_ratio == pytest.approx(530 / 510)
+    heights = [height for _, bottom, height in chart.rectangles if bottom == 0]
+    assert heights == pytest.approx([io_ratio, cpu_ratio])
+    assert chart.texts == [f"{io_ratio:.1f}×", f"{cpu_ratio:.2f}×"]
+    assert chart.xticklabels == ["io\nat 100 users", "cpu\nat 50 users"]  # "broken": no ok cell
+    assert any(line.style == "--" and line.y == [1.0, 1.0] for line in chart.lines)
+    assert "fastapi-uvicorn ÷ flask-gunicorn-sync" in chart.legend
+    assert "skipped" not in chart.title
+
+
+def test_ratio_chart_skips_generator_bound_cells(measured_drawn: DrawnRun) -> None:
+    chart = measured_drawn.drawn["overview_asgi_wsgi.png"]
+    # measure: fastapi's 50 and 100 users cells are generator-bound, so 10 users (200 / 70).
+    heights = [height for _, _, height in chart.rectangles]
+    assert heights == pytest.approx([1890 / 77, 200 / 70, 1.0])
+    assert chart.xticklabels[1:] == ["measure\nat 10 users", "measure (open)\nat 50 req/s offered"]
+    assert (
+        "generator-bound cells skipped (they measure the load generator): measure fastapi-uvicorn "
+        "at 50 users, measure fastapi-uvicorn at 100 users, measure fastapi-uvicorn at 400 "
+        "requests/s offered"
+    ) in chart.title
+
+
+def test_charts_of_a_partial_run_with_one_target(tmp_path: Path) -> None:
+    """One target (no ASGI/WSGI pair), a failed cell, an ok cell without raw files, no open load."""
+    run = make_run(tmp_path)
+    path = run.run_dir / schema.MANIFEST_FILE
+    manifest = json.loads(path.read_text())
+    manifest["cells"] = [c for c in manifest["cells"] if c["target"] == "flask-gunicorn-sync"]
+    del manifest["targets"]["fastapi-uvicorn"]
+    path.write_text(json.dumps(manifest))
+    shutil.rmtree(run.run_dir / schema.RAW_DIR / FakeRun.cell_id("flask-gunicorn-sync", 100))
+    written = draw_charts(run.run_dir)
+    names = sorted(p.name for p in written)
+    # 100 users has no histogram now: the one-level charts fall back to the level that has one.
+    assert names == sorted(f"io_{name}.png" for name in CAPTIONS)
+    for chart in written:
+        assert_png(chart)
+    text = write_report(run.run_dir).read_text()
+    assert "lowest p99" not in text and "within" not in section(text, "Headline findings")
+
+
+def test_headline_names_lowest_p99_and_where_async_did_not_help(cpu_drawn: DrawnRun) -> None:
+    text = write_report(cpu_drawn.run_dir).read_text()
+    findings = section(text, "Headline findings")
+    p99 = {t: medians(cpu_drawn.run_dir, "io", t, "p99_ms")[100.0] for t in TARGET_NAMES}
+    assert (
+        f"- At 100 users on **io**, the lowest p99 was fastapi-uvicorn's: "
+        f"{fmt_ms(p99['fastapi-uvicorn'])} ms (next: flask-gunicorn-sync, "
+        f"{fmt_ms(p99['flask-gunicorn-sync'])} ms)."
+    ) in findings
+    assert (
+        "- At 50 users on **cpu**, the stacks are within 4% of each other (fastapi-uvicorn 1.04× "
+        "flask-gunicorn-sync): the work needs the CPU, not a wait, so async did not help there."
+    ) in findings
+    assert "async did not help" not in findings.split("on **cpu**")[0]  # io: 24.5×, no such line
+    for name, caption in CAPTIONS.items():
+        assert f"![cpu {name}](charts/cpu_{name}.png)\n\n*{caption}*" in text
+
+
+def test_headline_when_every_stack_kept_up_with_the_load(measured: FakeRun) -> None:
+    findings = section(write_report(measured.run_dir).read_text(), "Headline findings")
+    assert (
+        "- At 50 requests/s offered on **measure**, every stack kept up with the load (within 1% "
+        "of each other: fastapi-uvicorn 1.00× flask-gunicorn-sync): the load, not the stack, set "
+        "the throughput."
+    ) in findings

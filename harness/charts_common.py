@@ -1,0 +1,297 @@
+"""What every chart of a run shares: colours, load axes, cell marks, legends, axes and saving.
+
+Each target keeps one colour across every chart of a run (from the sorted target names). A
+point is the median over trials; with more than one trial its error bar is the 95% confidence
+interval of the mean (Student's t, from summary.csv). Generator-bound cells get a black hollow
+square (they measure the load generator, not the server), cells with more than 5% errors a
+hollow circle, stalled cells a "stall" note, and failed or skipped cells red crosses on the x
+axis. The chart modules (``harness.charts``, ``charts_detail``, ``charts_overview``) call
+``save`` through this module, so a test can watch every figure as it is written.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from harness import schema
+from harness.results import Results
+from harness.summary import ERROR_RATE_LIMIT
+
+DPI = 110
+FIGSIZE = (8.0, 5.0)
+TITLE_SIZE = 10
+LOG_RATIO = 20.0  # use a log axis when the data spans more than this factor
+Colour = tuple[float, float, float, float]
+LineStyle = Literal["-", "--", ":", "-."]
+
+
+@dataclass(frozen=True)
+class LoadAxis:
+    """How a load model is put on the x axis."""
+
+    column: str
+    label: str
+    suffix: str  # file-name suffix, "" for the default closed load
+    unit: str  # after a load value in words: "10 users", "100 requests/s offered"
+
+
+LOAD_AXES = {
+    "closed": LoadAxis("users", "concurrent users", "", "users"),
+    "open": LoadAxis("rate", "offered arrival rate (requests/s)", "_open", "requests/s offered"),
+}
+
+# Error bars of a figure: the summary columns holding its confidence interval over trials.
+CI_COLUMNS = {"rps": ("rps_ci_low", "rps_ci_high"), "p99_ms": ("p99_ci_low_ms", "p99_ci_high_ms")}
+CI_LABEL = "error bars: 95% CI of the mean over trials (Student's t)"
+GENERATOR_LABEL = "generator-bound: measures the load generator"
+
+
+def target_colours(target_names: list[str]) -> dict[str, Colour]:
+    """One colour per target, stable for a given set of names (sorted before assigning)."""
+    palette = plt.get_cmap("tab10")
+    return {name: palette(index % 10) for index, name in enumerate(sorted(target_names))}
+
+
+def load_words(axis: LoadAxis, value: float) -> str:
+    """A load level in words: "100 users", "300 requests/s offered"."""
+    return f"{value:g} {axis.unit}"
+
+
+def ok_only(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows[rows["status"].eq(schema.STATUS_OK).fillna(False)]
+
+
+def generator_bound(rows: pd.DataFrame) -> pd.Series:
+    return rows["generator_bound"].fillna(False).astype(bool)
+
+
+def erroring(rows: pd.DataFrame) -> pd.Series:
+    return rows["error_rate"].fillna(0.0).astype("float64") > ERROR_RATE_LIMIT
+
+
+def by_load(rows: pd.DataFrame, x: str, value: str) -> pd.DataFrame:
+    """Median across trials of ``value`` at each load level, with its CI when there is one."""
+    low, high = CI_COLUMNS.get(value, (value, value))
+    data = pd.DataFrame(
+        {
+            "x": rows[x].astype("float64"),
+            "v": rows[value].astype("float64"),
+            "low": rows[low].astype("float64"),
+            "high": rows[high].astype("float64"),
+        }
+    ).dropna(subset=["x", "v"])
+    grouped = data.groupby("x").agg(
+        median=("v", "median"), low=("low", "first"), high=("high", "first"), count=("v", "size")
+    )
+    return grouped.reset_index().sort_values("x")
+
+
+def plot_series(
+    ax: Axes, rows: pd.DataFrame, x: str, value: str, colour: Colour, **style: object
+) -> None:
+    stats = by_load(rows, x, value)
+    if stats.empty:
+        return
+    bars = stats[(stats["count"] > 1) & stats["low"].notna() & stats["high"].notna()]
+    ax.plot(stats["x"], stats["median"], color=colour, **style)  # type: ignore[arg-type]
+    if len(bars) and value in CI_COLUMNS:
+        # The CI is of the mean, the point the median: clip so a bar never points backwards.
+        below = (bars["median"] - bars["low"]).clip(lower=0)
+        above = (bars["high"] - bars["median"]).clip(lower=0)
+        ax.errorbar(
+            bars["x"],
+            bars["median"],
+            yerr=np.vstack([below, above]),
+            color=colour,
+            linestyle="none",
+            capsize=4,
+            alpha=float(style.get("alpha", 1.0)),  # type: ignore[arg-type]
+        )
+
+
+def has_error_bars(rows: pd.DataFrame) -> bool:
+    ok = ok_only(rows)
+    return bool((ok["trials"].fillna(0) > 1).any() and ok["rps_ci_low"].notna().any())
+
+
+def mark_cells(
+    ax: Axes, rows: pd.DataFrame, x: str, value: str, colours: dict[str, Colour]
+) -> None:
+    """Marks on ok cells not to trust; red crosses on the x axis for cells without data."""
+    ok = ok_only(rows)
+    for target, group in ok[erroring(ok)].groupby("target"):
+        ax.plot(
+            group[x].astype("float64"),
+            group[value].astype("float64"),
+            linestyle="none",
+            marker="o",
+            markersize=11,
+            markerfacecolor="none",
+            markeredgecolor=colours[str(target)],
+            markeredgewidth=1.5,
+            zorder=4,
+        )
+    bound = ok[generator_bound(ok)]
+    ax.plot(
+        bound[x].astype("float64"),
+        bound[value].astype("float64"),
+        linestyle="none",
+        marker="s",
+        markersize=15,
+        markerfacecolor="none",
+        markeredgecolor="black",
+        markeredgewidth=1.8,
+        zorder=5,
+    )
+    stalled = ok[ok["stall_for_s"].notna() & ok[value].notna() & ok[x].notna()]
+    for _, row in stalled.iterrows():
+        ax.annotate(
+            f"stall {float(row['stall_for_s']):g} s",
+            (float(row[x]), float(row[value])),
+            xytext=(6, 6),
+            textcoords="offset points",
+            fontsize=8,
+        )
+    failed = rows[~rows["status"].eq(schema.STATUS_OK).fillna(False)]
+    failed = failed[failed[x].notna()]
+    if len(failed):
+        # Sit on the bottom edge whatever the y scale, so a failure never looks like a value.
+        ax.plot(
+            failed[x].astype("float64"),
+            np.zeros(len(failed)),
+            linestyle="none",
+            marker="x",
+            markersize=9,
+            markeredgewidth=2,
+            color="red",
+            transform=ax.get_xaxis_transform(),
+            clip_on=False,
+            zorder=5,
+        )
+
+
+def hollow(marker: str, size: float, edge: str, label: str) -> Line2D:
+    return Line2D(
+        [],
+        [],
+        linestyle="none",
+        marker=marker,
+        markersize=size,
+        markerfacecolor="none",
+        markeredgecolor=edge,
+        markeredgewidth=1.5,
+        label=label,
+    )
+
+
+def mark_handles(rows: pd.DataFrame, *, failed: bool = True) -> list[Line2D]:
+    """Legend entries for the marks ``mark_cells`` draws on these rows (and error bars)."""
+    ok = ok_only(rows)
+    handles: list[Line2D] = []
+    if has_error_bars(rows):
+        handles.append(Line2D([], [], color="grey", marker="|", markersize=12, label=CI_LABEL))
+    if generator_bound(ok).any():
+        handles.append(hollow("s", 11, "black", GENERATOR_LABEL))
+    if erroring(ok).any():
+        handles.append(hollow("o", 10, "grey", f"error rate > {ERROR_RATE_LIMIT:.0%}"))
+    if failed and (~rows["status"].eq(schema.STATUS_OK).fillna(False)).any():
+        handles.append(
+            Line2D(
+                [],
+                [],
+                linestyle="none",
+                marker="x",
+                color="red",
+                markeredgewidth=2,
+                label="failed or skipped cell (no data)",
+            )
+        )
+    return handles
+
+
+def target_handles(names: list[str], colours: dict[str, Colour]) -> list[Line2D]:
+    return [Line2D([], [], color=colours[name], marker="o", label=name) for name in sorted(names)]
+
+
+def legend(
+    ax: Axes,
+    rows: pd.DataFrame,
+    colours: dict[str, Colour],
+    extra: list[Line2D],
+    *,
+    failed: bool = True,
+) -> None:
+    names = list(rows["target"].dropna().astype(str).unique())
+    handles = target_handles(names, colours) + extra + mark_handles(rows, failed=failed)
+    ax.legend(handles=handles, fontsize=8, loc="best", framealpha=0.9)
+
+
+def number_formatter() -> FuncFormatter:
+    return FuncFormatter(lambda v, _pos: f"{v:g}")
+
+
+def log_if_wide(ax: Axes, values: pd.Series, which: Literal["x", "y"] = "y") -> bool:
+    """A log scale (ticks 1-2-5) when the positive values span more than LOG_RATIO."""
+    numbers = values.astype("float64").dropna()
+    numbers = numbers[numbers > 0]
+    if not len(numbers) or numbers.max() / numbers.min() <= LOG_RATIO:
+        return False
+    axis = ax.yaxis if which == "y" else ax.xaxis
+    (ax.set_yscale if which == "y" else ax.set_xscale)("log")
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(number_formatter())
+    axis.set_minor_formatter(NullFormatter())
+    return True
+
+
+def style_load_axis(ax: Axes, xs: pd.Series, axis: LoadAxis, ylabel: str) -> None:
+    """The x axis of a chart against load: one tick per level, log when the sweep is wide."""
+    values = sorted(set(xs.dropna().astype("float64")))
+    positive = [v for v in values if v > 0]
+    if positive and positive[-1] / positive[0] > LOG_RATIO:
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    if values:
+        ax.set_xticks(values)
+        ax.xaxis.set_major_formatter(number_formatter())
+    ax.set_xlabel(axis.label)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which="major", alpha=0.35)
+
+
+def title(results: Results, scenario: str, what: str, note: str = "") -> str:
+    """ "scenario: what", then the scenario's description (or ``note``) on a second line."""
+    second = note or results.scenario_description(scenario)
+    if len(second) > 95:
+        second = second[:92].rstrip() + "..."
+    return f"{scenario}: {what}\n{second}" if second else f"{scenario}: {what}"
+
+
+def save(fig: Figure, path: Path) -> Path:
+    """Write the figure as PNG atomically (temporary file, then rename) and close it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png.tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", dpi=DPI)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+        plt.close(fig)
+    return path

@@ -1,0 +1,107 @@
+"""The overview chart across scenarios: how many times the WSGI throughput ASGI serves.
+
+One group of bars per scenario (and load model), one bar per ASGI/WSGI pair of targets, at the
+scenario's comparison level (``harness.charts_data``: the highest load every target completed,
+generator-bound cells left out). A bar is coloured like its WSGI target, hatched per ASGI target
+when there are several; a line marks 1.0 (the same throughput).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+from matplotlib.artist import Artist
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from harness import charts_common as common
+from harness.charts_common import LOAD_AXES, Colour
+from harness.charts_data import RatioSet, asgi_wsgi_ratios
+from harness.results import Results
+
+HATCHES = ("", "//", "..", "xx", "\\\\")
+MAX_SKIPPED_NAMED = 3  # the subtitle names this many left-out cells, then counts the rest
+
+
+def ratio_sets(results: Results) -> list[RatioSet]:
+    """Per scenario and load model that has cells: its ASGI/WSGI ratios (maybe none)."""
+    summary = results.summary
+    return [
+        asgi_wsgi_ratios(results, scenario, model)
+        for scenario in results.scenario_names
+        for model in LOAD_AXES
+        if (summary["scenario"].eq(scenario) & summary["load_model"].eq(model)).fillna(False).any()
+    ]
+
+
+def ratio_label(ratio: float) -> str:
+    return f"{ratio:.2f}×" if ratio < 10 else f"{ratio:.1f}×"
+
+
+def _group_label(ratio_set: RatioSet) -> str:
+    axis = LOAD_AXES[ratio_set.load_model]
+    name = ratio_set.scenario + (" (open)" if ratio_set.load_model == "open" else "")
+    level = 0.0 if ratio_set.level is None else ratio_set.level
+    return f"{name}\nat {common.load_words(axis, level).replace('requests/s', 'req/s')}"
+
+
+def _skipped_note(sets: list[RatioSet]) -> str:
+    skipped = [f"{s.scenario} {cell}" for s in sets for cell in s.skipped]
+    if not skipped:
+        return "each scenario at the highest load every target completed"
+    named = ", ".join(skipped[:MAX_SKIPPED_NAMED])
+    more = len(skipped) - MAX_SKIPPED_NAMED
+    named += f" and {more} more" if more > 0 else ""
+    return f"generator-bound cells skipped (they measure the load generator): {named}"
+
+
+def ratio_chart(results: Results, colours: dict[str, Colour], path: Path) -> Path | None:
+    """Grouped bars of ASGI rps / WSGI rps per scenario; None without an ASGI/WSGI pair."""
+    every = ratio_sets(results)
+    sets = [s for s in every if s.ratios]
+    if not sets:
+        return None
+    pairs = sorted({(r.asgi, r.wsgi) for s in sets for r in s.ratios})
+    asgi_names = sorted({asgi for asgi, _ in pairs})
+    width = min(0.8 / len(pairs), 0.3)  # a lone pair still looks like a bar, not a wall
+    fig, ax = plt.subplots(figsize=(max(8.0, 1.2 + 1.1 * len(sets) * max(1, len(pairs) / 2)), 5.0))
+    peak = 1.0
+    for group, ratio_set in enumerate(sets):
+        for ratio in ratio_set.ratios:
+            index = pairs.index((ratio.asgi, ratio.wsgi))
+            x = group + width * (index - (len(pairs) - 1) / 2)
+            bars = ax.bar(
+                x,
+                ratio.ratio,
+                width=width * 0.92,
+                color=colours[ratio.wsgi],
+                edgecolor="black",
+                linewidth=0.6,
+                hatch=HATCHES[asgi_names.index(ratio.asgi) % len(HATCHES)],
+            )
+            ax.bar_label(bars, labels=[ratio_label(ratio.ratio)], padding=2, fontsize=8)
+            peak = max(peak, ratio.ratio)
+    ax.axhline(1.0, color="black", linestyle="--", linewidth=1.0)
+    ax.set_xticks(range(len(sets)))
+    ax.set_xticklabels([_group_label(s) for s in sets], fontsize=9)
+    ax.set_xlim(-0.6, len(sets) - 0.4)
+    ax.set_ylim(0, peak * 1.15)
+    ax.set_ylabel("throughput ratio: ASGI requests/s ÷ WSGI requests/s")
+    ax.grid(True, axis="y", alpha=0.35)
+    handles: list[Artist] = [
+        Patch(
+            facecolor=colours[wsgi],
+            edgecolor="black",
+            hatch=HATCHES[asgi_names.index(asgi) % len(HATCHES)],
+            label=f"{asgi} ÷ {wsgi}",
+        )
+        for asgi, wsgi in pairs
+    ]
+    handles.append(Line2D([], [], color="black", linestyle="--", label="1.0: the same throughput"))
+    ax.legend(handles=handles, fontsize=8, loc="upper right", framealpha=0.9)
+    note = _skipped_note(every)
+    title = "ASGI vs WSGI: throughput ratio by scenario (above 1.0: ASGI served more)"
+    ax.set_title(f"{title}\n{note}", fontsize=common.TITLE_SIZE)
+    fig.tight_layout()
+    return common.save(fig, path)

@@ -1,0 +1,277 @@
+"""harness.compare on synthetic run folders: matching, the tests, verdicts, notes and files."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from analysis_fixtures import TARGETS, make_run
+
+from harness import compare, schema
+
+IO, FLASK, FASTAPI = "io", "flask-gunicorn-sync", "fastapi-uvicorn"
+SECONDS = 10
+# (target, users) -> rps of each trial; the stable baseline of run A.
+BASE = {(FLASK, 10): [78.0, 79.0, 77.0], (FASTAPI, 10): [200.0, 203.0, 197.0]}
+
+
+def write_run(
+    run_dir: Path,
+    groups: dict[tuple[str, int], list[float]],
+    *,
+    p99: dict[tuple[str, int], list[float]] | None = None,
+    per_second: dict[tuple[str, int], list[int]] | None = None,
+    generator_bound: frozenset[tuple[str, int]] = frozenset(),
+    targets: dict[str, Any] | None = None,
+    manifest_extra: dict[str, Any] | None = None,
+    seed: int = 1,
+) -> Path:
+    """A run folder as the runner leaves it: manifest.json, summary.csv, raw/<cell>/latency.json.
+
+    Per-second samples default to the trial's rps with 2% noise, 10 seconds per window.
+    """
+    rng = np.random.default_rng(seed)
+    rows, cells = [], []
+    for (target, users), trial_rps in groups.items():
+        for trial, rps in enumerate(trial_rps, start=1):
+            cell = schema.Cell(IO, target, "closed", users, None, trial, SECONDS, 1.0, 50.0)
+            cells.append(schema.CellRecord(cell, schema.STATUS_OK).to_dict())
+            p99_ms = (p99 or {}).get((target, users), [60.0] * len(trial_rps))[trial - 1]
+            bound = (target, users) in generator_bound
+            rows.append({**cell.to_dict(), "rps": rps, "p99_ms": p99_ms, "status": "ok",
+                         "generator_bound": bound, "requests": int(rps * SECONDS)})  # fmt: skip
+            seconds = (per_second or {}).get((target, users))
+            if seconds is None:
+                seconds = [round(v) for v in rng.normal(rps, rps * 0.02, SECONDS)]
+            raw = run_dir / schema.RAW_DIR / cell.cell_id
+            raw.mkdir(parents=True)
+            doc = {"per_second": [[s, n, 0] for s, n in enumerate(seconds)]}
+            (raw / schema.LATENCY_FILE).write_text(json.dumps(doc))
+    manifest: dict[str, Any] = {
+        "schema_version": schema.SCHEMA_VERSION,
+        "run_id": run_dir.name,
+        "machine": {"cpu_model": "Example CPU", "cpu_count": 2, "python": "3.11.7"},
+        "pinning": {"server_cpus": [0], "generator_cpus": [1], "applied": True},
+        "packages": {"flask": "3.1.0", "fastapi": "0.115.0"},
+        "git": {"sha": "abc1234", "dirty": False},
+        "scenarios": {IO: {"file": "scenarios/io.py", "sha256": "a" * 64}},
+        "targets": copy.deepcopy(targets or TARGETS),
+        "cells": cells,
+    }
+    manifest.update(manifest_extra or {})
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / schema.MANIFEST_FILE).write_text(json.dumps(manifest))
+    summary = pd.DataFrame(rows).reindex(columns=list(schema.SUMMARY_COLUMNS))
+    summary.to_csv(run_dir / schema.SUMMARY_FILE, index=False)
+    return run_dir
+
+
+def row_of(comparison: compare.Comparison, target: str, users: int = 10) -> dict[str, Any]:
+    table = comparison.table
+    rows = table[(table["target"] == target) & (table["load"] == f"{users} users")]
+    assert len(rows) == 1, table
+    return dict(rows.iloc[0])
+
+
+def test_identical_runs_show_no_significant_change(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", BASE)
+    b = write_run(tmp_path / "b", BASE)
+    comparison = compare.compare_runs(a, b)
+    assert list(comparison.table.columns) == list(compare.TABLE_COLUMNS)
+    assert len(comparison.table) == 2
+    assert set(comparison.table["verdict"]) == {compare.NO_CHANGE}
+    assert set(comparison.table["basis"]) == {compare.BASIS_TRIALS}
+    assert comparison.regressions.empty and not comparison.unmatched and not comparison.notes
+    assert (comparison.table["rps_change_pct"] == 0).all()
+    assert compare.run_compare(a, b, 5.0, tmp_path / "out") == 0
+
+
+def test_identical_fixture_runs_of_one_trial(tmp_path: Path) -> None:
+    """The shared analysis fixture (real histograms, constant per-second rows) against itself."""
+    a, b = make_run(tmp_path / "a").run_dir, make_run(tmp_path / "b").run_dir
+    comparison = compare.compare_runs(a, b)
+    assert len(comparison.table) == 4  # the failed cell has no ok trial: not a group
+    assert set(comparison.table["verdict"]) == {compare.NO_CHANGE}
+    assert set(comparison.table["basis"]) == {compare.BASIS_SECONDS}
+    assert compare.run_compare(a, b, 5.0, tmp_path / "out") == 0
+
+
+def test_halved_target_is_slower_and_a_regression(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = write_run(tmp_path / "a", BASE)
+    halved = {(FLASK, 10): [78.5, 77.5, 78.2], (FASTAPI, 10): [100.0, 101.5, 98.5]}
+    b = write_run(tmp_path / "b", halved)
+    comparison = compare.compare_runs(a, b, threshold_pct=5.0)
+    slow = row_of(comparison, FASTAPI)
+    assert slow["verdict"] == compare.SLOWER and slow["regression"]
+    assert slow["rps_change_pct"] == pytest.approx(-50.0, abs=1.0)
+    assert slow["rps_p_value"] < 0.001
+    assert row_of(comparison, FLASK)["verdict"] == compare.NO_CHANGE
+    assert not row_of(comparison, FLASK)["regression"]
+    assert list(comparison.regressions["target"]) == [FASTAPI]
+    assert compare.run_compare(a, b, 5.0, tmp_path / "out") == 1
+    out = capsys.readouterr().out
+    assert "REGRESSION" in out and "1 regression(s)" in out
+    # The reverse direction is faster, not a regression.
+    back = compare.compare_runs(b, a)
+    assert row_of(back, FASTAPI)["verdict"] == compare.FASTER
+    assert back.regressions.empty
+
+
+def test_significant_but_small_change_is_within_threshold(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", {(FASTAPI, 10): [200.0, 200.2, 199.8]})
+    b = write_run(tmp_path / "b", {(FASTAPI, 10): [196.0, 196.2, 195.8]})  # -2%, tiny noise
+    row = row_of(compare.compare_runs(a, b, threshold_pct=5.0), FASTAPI)
+    assert row["rps_p_value"] < 0.05
+    assert row["verdict"] == compare.WITHIN and not row["regression"]
+    row = row_of(compare.compare_runs(a, b, threshold_pct=1.0), FASTAPI)
+    assert row["verdict"] == compare.SLOWER and row["regression"]
+
+
+def test_p99_regression_with_trials(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", BASE)
+    p99 = {(FLASK, 10): [60.0, 61.0, 59.0], (FASTAPI, 10): [90.0, 92.0, 88.0]}
+    b = write_run(tmp_path / "b", BASE, p99=p99)
+    comparison = compare.compare_runs(a, b)
+    row = row_of(comparison, FASTAPI)
+    assert row["verdict"] == f"{compare.NO_CHANGE}; p99 higher"
+    assert row["regression"] and row["p99_p_value"] < 0.05
+    assert row["p99_change_pct"] == pytest.approx(50.0)
+    assert not row_of(comparison, FLASK)["regression"]
+
+
+def test_one_trial_runs_are_compared_over_per_second_samples(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", {(FLASK, 10): [78.0], (FASTAPI, 10): [200.0]}, seed=1)
+    b = write_run(tmp_path / "b", {(FLASK, 10): [78.0], (FASTAPI, 10): [150.0]}, seed=2)
+    comparison = compare.compare_runs(a, b)
+    assert set(comparison.table["basis"]) == {compare.BASIS_SECONDS}
+    assert row_of(comparison, FASTAPI)["verdict"] == compare.SLOWER
+    assert row_of(comparison, FLASK)["verdict"] == compare.NO_CHANGE
+    assert math.isnan(row_of(comparison, FASTAPI)["p99_p_value"])  # p99 needs trials
+
+
+def test_first_and_last_seconds_are_dropped(tmp_path: Path) -> None:
+    middle = [200, 203, 197, 201, 199, 200, 202, 198]
+    a = write_run(
+        tmp_path / "a", {(FASTAPI, 10): [200.0]}, per_second={(FASTAPI, 10): [200, *middle, 200]}
+    )
+    # Same middle seconds; the ramp-up and cut-off seconds alone would make B look slower.
+    b = write_run(
+        tmp_path / "b", {(FASTAPI, 10): [200.0]}, per_second={(FASTAPI, 10): [0, *middle, 5]}
+    )
+    assert row_of(compare.compare_runs(a, b), FASTAPI)["rps_p_value"] == pytest.approx(1.0)
+
+
+def test_short_windows_keep_their_edges_and_say_so(tmp_path: Path) -> None:
+    seconds = {(FASTAPI, 10): [190, 191, 186]}
+    a = write_run(tmp_path / "a", {(FASTAPI, 10): [189.0]}, per_second=seconds)
+    b = write_run(tmp_path / "b", {(FASTAPI, 10): [189.0]}, per_second=seconds)
+    comparison = compare.compare_runs(a, b)
+    assert row_of(comparison, FASTAPI)["verdict"] == compare.NO_CHANGE
+    assert any("edges were kept" in note for note in comparison.notes)
+
+
+def test_generator_bound_cells_are_not_compared(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", BASE)
+    halved = {(FLASK, 10): BASE[(FLASK, 10)], (FASTAPI, 10): [100.0, 101.0, 99.0]}
+    b = write_run(tmp_path / "b", halved, generator_bound=frozenset({(FASTAPI, 10)}))
+    comparison = compare.compare_runs(a, b)
+    row = row_of(comparison, FASTAPI)
+    assert row["verdict"] == compare.GENERATOR_BOUND and not row["regression"]
+    assert math.isnan(row["rps_p_value"])
+    assert compare.run_compare(a, b, 5.0, tmp_path / "out") == 0
+
+
+def test_notes_list_what_differs_between_the_runs(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", BASE)
+    targets = copy.deepcopy(TARGETS)
+    targets[FLASK].update(workers=2, slots=2)
+    extra = {
+        "machine": {"cpu_model": "Other CPU", "cpu_count": 4, "python": "3.11.7"},
+        "packages": {"flask": "3.1.3", "fastapi": "0.115.0"},
+        "scenarios": {IO: {"file": "scenarios/io.py", "sha256": "b" * 64}},
+        "pinning": {"server_cpus": [0, 1], "generator_cpus": [2, 3], "applied": True},
+    }
+    b = write_run(tmp_path / "b", BASE, targets=targets, manifest_extra=extra)
+    notes = compare.compare_runs(a, b).notes
+    assert f"target {FLASK} workers: A 4 vs B 2" in notes
+    assert f"target {FLASK} slots: A 4 vs B 2" in notes
+    assert "machine cpu_model: A Example CPU vs B Other CPU" in notes
+    assert "machine cpu_count: A 2 vs B 4" in notes
+    assert "package flask: A 3.1.0 vs B 3.1.3" in notes
+    assert any(n.startswith(f"scenario {IO} file changed") for n in notes)
+    assert any(n.startswith("pinning server_cpus") for n in notes)
+    assert not any("fastapi" in n for n in notes)
+
+
+def test_unmatched_cells_are_listed(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", {**BASE, (FLASK, 50): [76.0, 77.0]})
+    b = write_run(tmp_path / "b", {**BASE, (FASTAPI, 50): [900.0, 910.0]})
+    comparison = compare.compare_runs(a, b)
+    assert len(comparison.table) == 2
+    assert comparison.unmatched == [
+        f"only in A: {IO} · {FLASK} · 50 users",
+        f"only in B: {IO} · {FASTAPI} · 50 users",
+    ]
+
+
+def test_no_matched_cells(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = write_run(tmp_path / "a", {(FLASK, 10): [78.0, 79.0]})
+    b = write_run(tmp_path / "b", {(FASTAPI, 10): [200.0, 201.0]})
+    comparison = compare.compare_runs(a, b)
+    assert comparison.table.empty and list(comparison.table.columns) == list(compare.TABLE_COLUMNS)
+    assert "nothing was compared" in comparison.notes[0]
+    assert compare.run_compare(a, b, 5.0, tmp_path / "out") == 0
+    assert "NO MATCHED CELLS" in capsys.readouterr().out
+    assert (tmp_path / "out" / "comparison.png").is_file()
+
+
+def test_files_are_written(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", BASE)
+    b = write_run(
+        tmp_path / "b", {(FLASK, 10): [78.5, 77.5, 78.2], (FASTAPI, 10): [100.0, 101.5, 98.5]}
+    )
+    paths = compare.write_comparison(compare.compare_runs(a, b), tmp_path / "out")
+    assert [p.name for p in paths] == list(compare.FILES)
+    csv_path, md_path, png_path = paths
+    assert list(pd.read_csv(csv_path).columns) == list(compare.TABLE_COLUMNS)
+    assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = md_path.read_text()
+    assert f"## {IO}" in md and "(not significant)" in md and "(significant)" in md
+    assert "Welch's t-test" in md and "±5%" in md and "![rps change" in md
+    assert "| fastapi-uvicorn | 10 users |" in md and "**yes**" in md
+
+
+def test_default_out_dir_is_inside_run_b(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = write_run(tmp_path / "a", BASE)
+    b = write_run(tmp_path / "b", BASE)
+    assert compare.run_compare(a, b, 5.0, None) == 0
+    out = b / "compare-a"
+    assert sorted(p.name for p in out.iterdir()) == sorted(compare.FILES)
+    assert str(out / "comparison.md") in capsys.readouterr().out
+
+
+def test_a_folder_that_is_not_a_run_is_refused(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", BASE)
+    missing = tmp_path / "not-a-run"
+    missing.mkdir()
+    with pytest.raises(ValueError, match="not-a-run"):
+        compare.compare_runs(a, missing)
+    with pytest.raises(ValueError, match="nowhere"):
+        compare.run_compare(tmp_path / "nowhere", a, 5.0, None)
+
+
+def test_welch_p_edge_cases() -> None:
+    assert math.isnan(compare.welch_p([1.0], [1.0, 2.0]))
+    assert compare.welch_p([5.0, 5.0], [5.0, 5.0]) == 1.0
+    assert compare.welch_p([5.0, 5.0], [6.0, 6.0]) == 0.0
+    assert compare.welch_p([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == pytest.approx(1.0)
