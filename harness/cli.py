@@ -133,10 +133,12 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  {name:<12} {scenario.summary}" + (f"  [{'; '.join(extra)}]" if extra else ""))
     for name, error in sorted(broken.items()):
         print(f"  {name:<12} BROKEN: {error}")
-    print("\nTargets:")
-    for name, target in TARGETS.items():
-        slots = "unbounded" if target.slots is None else str(target.slots)
-        print(f"  {name:<24} {target.interface}  slots {slots:<9} {target.description}")
+    for interface in ("wsgi", "asgi"):
+        print(f"\nTargets, {interface.upper()} (slots: requests held at once):")
+        for name, target in TARGETS.items():
+            if target.interface == interface:
+                slots = "unbounded" if target.slots is None else str(target.slots)
+                print(f"  {name:<26} {slots:>9}  {target.description}")
     print("\nProfiles:")
     for name, profile in PROFILES.items():
         print(f"  {name:<10} {profile.description}")

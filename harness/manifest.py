@@ -23,7 +23,8 @@ from harness.units import UsageError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = PROJECT_ROOT / "results"
 PACKAGES = (
-    "locust", "gunicorn", "uvicorn", "flask", "fastapi", "starlette", "werkzeug",
+    "locust", "gunicorn", "uvicorn", "uvicorn-worker", "daphne", "granian", "twisted",
+    "flask", "fastapi", "starlette", "django", "werkzeug",
     "uvloop", "httptools", "gevent", "geventhttpclient", "hdrhistogram", "psutil",
     "pandas", "matplotlib",
 )  # fmt: skip

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from targets.registry import MAIN_TARGETS, TARGETS
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -27,7 +29,6 @@ class Profile:
         return asdict(self)
 
 
-MAIN_TARGETS = ("flask-gunicorn-sync", "flask-gunicorn-gthread", "fastapi-uvicorn")
 
 PROFILES: dict[str, Profile] = {
     p.name: p
@@ -60,6 +61,17 @@ PROFILES: dict[str, Profile] = {
             warmup_s=5.0,
             trials=3,
             targets=MAIN_TARGETS,
+        ),
+        Profile(
+            name="stacks",
+            description="io and cpu over every target in the table: where the gap comes from",
+            users=(10, 100),
+            duration_s=3.0,
+            warmup_s=1.5,
+            trials=1,
+            scenarios=("io", "cpu"),
+            targets=tuple(TARGETS),
+            scenario_settings=False,
         ),
     )
 }

@@ -13,6 +13,7 @@ import json
 import math
 import random
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Protocol
@@ -310,3 +311,15 @@ def echo(raw: bytes) -> Reply:
 
 def health() -> Reply:
     return ok({"status": "ok"})
+
+
+class QueryArgs(dict[str, list[str]]):
+    """A parsed query string with the ``getlist`` that ``Query`` asks for (raw apps)."""
+
+    def getlist(self, key: str) -> list[str]:
+        return self.get(key, [])
+
+
+def parse_query(query_string: str) -> QueryArgs:
+    """'&' only (no ';'), '+' is a space, '?ms' gives ms='', as werkzeug and Starlette parse."""
+    return QueryArgs(urllib.parse.parse_qs(query_string, keep_blank_values=True))

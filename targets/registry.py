@@ -1,16 +1,32 @@
 """The target table: one row per named target (app, server, settings, capacity).
 
 A target is what gets benchmarked: an app import string served by a server with a
-worker model. Each row declares its concurrency capacity (``slots``) so the harness can
-compute the Little's-law bound. Adding a target is adding a row to ``TARGETS``; adding a
-server is adding a command builder to ``SERVER_COMMANDS``. The runner never changes.
+worker model. Each row declares how it holds concurrent requests (``concurrency``), from
+which its capacity (``slots``) follows for the Little's-law bound. Adding a target is
+adding a row to ``TARGETS``; adding a server is adding a command builder to
+``SERVER_COMMANDS``. The runner never changes.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+
+# How a target holds requests at once, and so what its slots are:
+#   process      one request per worker process (gunicorn sync)        slots = workers
+#   threads      one request per thread                                 slots = workers x threads
+#   event-loop   any number of waiting requests per process (asyncio)   slots = unbounded
+#   greenlets    any number per process (gevent, monkey-patched sleep)  slots = unbounded
+#   blocked-loop an event loop whose handlers block it: one at a time   slots = workers
+CONCURRENCY = ("process", "threads", "event-loop", "greenlets", "blocked-loop")
+
+# Threads that FastAPI/Starlette give plain `def` endpoints (anyio's default limiter).
+ANYIO_THREADS = 40
+# The server's CPU budget under the default pinning: half of the usable CPUs.
+SERVER_CPU_BUDGET = max(1, len(os.sched_getaffinity(0)) // 2)
+MULTI_WORKERS = max(2, SERVER_CPU_BUDGET)
 
 
 @dataclass(frozen=True)
@@ -18,19 +34,30 @@ class Target:
     name: str
     app: str  # import string, "module:attribute"
     server: str  # key of SERVER_COMMANDS
-    framework: str
+    framework: str  # "flask", "fastapi", "starlette", "django", or "none" for a raw app
     interface: str  # "wsgi" or "asgi"
-    worker_class: str  # server-specific worker model: "sync", "gthread", "asyncio", ...
+    worker_class: str  # server-specific worker model: "sync", "gthread", "gevent", "asyncio", ...
     workers: int
-    threads: int  # threads per worker; 1 for sync workers and event loops
+    threads: int  # threads per worker; 1 where requests do not get a thread each
+    concurrency: str  # one of CONCURRENCY
     description: str
+
+    def __post_init__(self) -> None:
+        if self.concurrency not in CONCURRENCY:
+            raise ValueError(f"target {self.name}: concurrency {self.concurrency!r} unknown")
 
     @property
     def slots(self) -> int | None:
-        """Requests the server can hold at once; None when unbounded (async event loop)."""
-        if self.interface == "asgi" and self.worker_class == "asyncio":
+        """Requests the server can hold at once; None when unbounded."""
+        if self.concurrency in ("event-loop", "greenlets"):
             return None
-        return self.workers * self.threads
+        if self.concurrency == "threads":
+            return self.workers * self.threads
+        return self.workers
+
+    @property
+    def threads_configurable(self) -> bool:
+        return (self.server, self.worker_class) in (("gunicorn", "gthread"), ("granian", "wsgi"))
 
     def command(self, host: str, port: int) -> list[str]:
         """The server's argv, bound to host:port. Never a shell string."""
@@ -38,10 +65,10 @@ class Target:
 
     def with_settings(self, workers: int | None = None, threads: int | None = None) -> Target:
         """A copy with other worker/thread counts (a one-run override)."""
-        if threads is not None and threads != 1 and self.worker_class != "gthread":
+        if threads is not None and threads != self.threads and not self.threads_configurable:
             raise ValueError(
-                f"target {self.name}: {self.worker_class} workers run one thread each; "
-                "only gthread workers take a thread count"
+                f"target {self.name}: its thread count is not a server setting; "
+                "only gthread workers and granian's WSGI threads take a thread count"
             )
         if (workers is not None and workers < 1) or (threads is not None and threads < 1):
             raise ValueError(f"target {self.name}: workers and threads must be at least 1")
@@ -66,9 +93,18 @@ class Target:
             "worker_class": self.worker_class,
             "workers": self.workers,
             "threads": self.threads,
+            "concurrency": self.concurrency,
             "slots": self.slots,
             "description": self.description,
         }
+
+
+GUNICORN_WORKER_CLASSES = {
+    "sync": "sync",
+    "gthread": "gthread",
+    "gevent": "gevent",
+    "uvicorn": "uvicorn_worker.UvicornWorker",
+}
 
 
 def _gunicorn(target: Target, host: str, port: int) -> list[str]:
@@ -76,7 +112,7 @@ def _gunicorn(target: Target, host: str, port: int) -> list[str]:
         sys.executable, "-m", "gunicorn",
         "--bind", f"{host}:{port}",
         "--workers", str(target.workers),
-        "--worker-class", target.worker_class,
+        "--worker-class", GUNICORN_WORKER_CLASSES[target.worker_class],
         "--backlog", "4096",
         "--timeout", "120",
         "--graceful-timeout", "3",
@@ -84,6 +120,8 @@ def _gunicorn(target: Target, host: str, port: int) -> list[str]:
     ]  # fmt: skip
     if target.worker_class == "gthread":
         argv += ["--threads", str(target.threads)]
+    if target.worker_class == "gevent":
+        argv += ["--worker-connections", "10000"]
     return [*argv, target.app]
 
 
@@ -100,48 +138,93 @@ def _uvicorn(target: Target, host: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
+def _daphne(target: Target, host: str, port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "daphne",
+        "--bind", host,
+        "--port", str(port),
+        "--verbosity", "0",
+        target.app,
+    ]  # fmt: skip
+
+
+def _granian(target: Target, host: str, port: int) -> list[str]:
+    argv = [
+        sys.executable, "-m", "granian",
+        "--host", host,
+        "--port", str(port),
+        "--interface", target.interface,
+        "--workers", str(target.workers),
+        "--backlog", "4096",
+        "--no-access-log",
+        "--log-level", "warning",
+    ]  # fmt: skip
+    if target.interface == "wsgi":
+        argv += ["--blocking-threads", str(target.threads)]
+    return [*argv, target.app]
+
+
 SERVER_COMMANDS: dict[str, Callable[[Target, str, int], list[str]]] = {
     "gunicorn": _gunicorn,
     "uvicorn": _uvicorn,
+    "daphne": _daphne,
+    "granian": _granian,
 }
 
 FLASK_APP = "targets.flask_app:app"
 FASTAPI_APP = "targets.fastapi_app:app"
 
+
+def _row(name: str, app: str, server: str, framework: str, interface: str, worker_class: str,
+         workers: int, threads: int, concurrency: str, description: str) -> Target:  # fmt: skip
+    return Target(name, app, server, framework, interface, worker_class, workers, threads,
+                  concurrency, description)  # fmt: skip
+
+
+# fmt: off
 _ROWS = (
-    Target(
-        name="flask-gunicorn-sync",
-        app=FLASK_APP,
-        server="gunicorn",
-        framework="flask",
-        interface="wsgi",
-        worker_class="sync",
-        workers=4,
-        threads=1,
-        description="Flask on gunicorn, 4 sync workers: one request per worker at a time",
-    ),
-    Target(
-        name="flask-gunicorn-gthread",
-        app=FLASK_APP,
-        server="gunicorn",
-        framework="flask",
-        interface="wsgi",
-        worker_class="gthread",
-        workers=4,
-        threads=8,
-        description="Flask on gunicorn, 4 gthread workers x 8 threads: 32 requests at a time",
-    ),
-    Target(
-        name="fastapi-uvicorn",
-        app=FASTAPI_APP,
-        server="uvicorn",
-        framework="fastapi",
-        interface="asgi",
-        worker_class="asyncio",
-        workers=1,
-        threads=1,
-        description="FastAPI on uvicorn, 1 process with an event loop: waits overlap",
-    ),
+    # WSGI
+    _row("flask-gunicorn-sync", FLASK_APP, "gunicorn", "flask", "wsgi", "sync", 4, 1, "process",
+         "Flask on gunicorn, 4 sync workers: one request per worker at a time"),
+    _row("flask-gunicorn-gthread", FLASK_APP, "gunicorn", "flask", "wsgi", "gthread", 4, 8,
+         "threads", "Flask on gunicorn, 4 gthread workers x 8 threads: 32 requests at a time"),
+    _row("flask-gunicorn-gevent", FLASK_APP, "gunicorn", "flask", "wsgi", "gevent", 4, 1,
+         "greenlets", "Flask on gunicorn, 4 gevent workers: time.sleep patched to yield"),
+    _row("flask-granian", FLASK_APP, "granian", "flask", "wsgi", "wsgi", 1, 32, "threads",
+         "Flask on granian (WSGI), 1 worker x 32 blocking threads"),
+    _row("django-gunicorn-sync", "targets.django_app.wsgi:application", "gunicorn", "django",
+         "wsgi", "sync", 4, 1, "process", "Django (sync views) on gunicorn, 4 sync workers"),
+    _row("rawwsgi-granian", "targets.raw_wsgi:app", "granian", "none", "wsgi", "wsgi", 1, 32,
+         "threads", "framework-free WSGI app on granian, 1 worker x 32 blocking threads"),
+    # ASGI
+    _row("fastapi-uvicorn", FASTAPI_APP, "uvicorn", "fastapi", "asgi", "asyncio", 1, 1,
+         "event-loop", "FastAPI on uvicorn, 1 process with an event loop: waits overlap"),
+    _row(f"fastapi-uvicorn-w{MULTI_WORKERS}", FASTAPI_APP, "uvicorn", "fastapi", "asgi",
+         "asyncio", MULTI_WORKERS, 1, "event-loop",
+         f"FastAPI on uvicorn, {MULTI_WORKERS} worker processes (from the server's CPU budget)"),
+    _row("fastapi-gunicorn-uvicorn", FASTAPI_APP, "gunicorn", "fastapi", "asgi", "uvicorn",
+         MULTI_WORKERS, 1, "event-loop",
+         f"FastAPI on gunicorn with {MULTI_WORKERS} uvicorn workers: the usual production setup"),
+    _row("fastapi-uvicorn-def", "targets.fastapi_pitfalls:sync_def_app", "uvicorn", "fastapi",
+         "asgi", "asyncio", 1, ANYIO_THREADS, "threads",
+         f"pitfall: plain `def` endpoints run in FastAPI's threadpool ({ANYIO_THREADS} threads)"),
+    _row("fastapi-uvicorn-blocking", "targets.fastapi_pitfalls:blocking_app", "uvicorn",
+         "fastapi", "asgi", "asyncio", 1, 1, "blocked-loop",
+         "pitfall: time.sleep inside `async def` blocks the event loop: one request at a time"),
+    _row("fastapi-granian", FASTAPI_APP, "granian", "fastapi", "asgi", "asgi", 1, 1,
+         "event-loop", "FastAPI on granian (ASGI), 1 worker"),
+    _row("starlette-uvicorn", "targets.starlette_app:app", "uvicorn", "starlette", "asgi",
+         "asyncio", 1, 1, "event-loop", "Starlette without FastAPI on uvicorn, 1 process"),
+    _row("django-uvicorn", "targets.django_app.asgi:application", "uvicorn", "django", "asgi",
+         "asyncio", 1, 1, "event-loop", "Django (async views) on uvicorn, 1 process"),
+    _row("django-daphne", "targets.django_app.asgi:application", "daphne", "django", "asgi",
+         "twisted", 1, 1, "event-loop", "Django (async views) on Daphne (Twisted), 1 process"),
+    _row("rawasgi-uvicorn", "targets.raw_asgi:app", "uvicorn", "none", "asgi", "asyncio", 1, 1,
+         "event-loop", "framework-free ASGI app on uvicorn, 1 process"),
+    _row("rawasgi-granian", "targets.raw_asgi:app", "granian", "none", "asgi", "asgi", 1, 1,
+         "event-loop", "framework-free ASGI app on granian, 1 worker"),
 )
+# fmt: on
 
 TARGETS: dict[str, Target] = {row.name: row for row in _ROWS}
+MAIN_TARGETS = ("flask-gunicorn-sync", "flask-gunicorn-gthread", "fastapi-uvicorn")

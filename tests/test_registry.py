@@ -108,7 +108,7 @@ def test_with_settings_partial_keeps_the_rest() -> None:
 def test_sync_target_refuses_a_thread_count_it_would_not_run() -> None:
     # gunicorn passes --threads only to gthread workers: accepting threads=8 on a sync
     # target would report 32 slots for a server that runs 4, a bound 8x too high.
-    with pytest.raises(ValueError, match="only gthread workers take a thread count"):
+    with pytest.raises(ValueError, match="only gthread workers and granian"):
         TARGETS["flask-gunicorn-sync"].with_settings(threads=8)
     changed = TARGETS["flask-gunicorn-gthread"].with_settings(threads=2)
     argv = changed.command("127.0.0.1", 9000)

@@ -1,12 +1,18 @@
-"""The two target apps answer every request with the same status, Content-Type and bytes.
+"""Every target app answers every request with the same status, headers and bytes.
 
-Each case names the status (and error kind) it must get, so the apps cannot pass by
-being wrong in the same way. Then come unit tests for ``targets.common``.
+The apps: Flask, raw WSGI and Django (sync views) on WSGI; FastAPI, its two pitfall
+variants, Starlette, raw ASGI and Django (async views) on ASGI. Each is driven in-process
+(werkzeug's client for WSGI apps, Starlette's TestClient for ASGI apps) and compared with
+the Flask app. Each case names the status (and error kind) it must get, so the apps cannot
+pass by being wrong in the same way. Then come unit tests for ``targets.common``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+import inspect
 import io
 import json
 import math
@@ -14,7 +20,8 @@ import random
 import time
 import urllib.parse
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,9 +29,14 @@ import pytest
 from flask.testing import FlaskClient
 from starlette.datastructures import QueryParams
 from werkzeug.datastructures import MultiDict
+from werkzeug.test import Client as WsgiClient
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from targets import common
+from targets import common, fastapi_pitfalls, raw_asgi, raw_wsgi, starlette_app
+from targets.django_app import urls as django_urls
+from targets.django_app import urls_async as django_urls_async
+from targets.django_app.asgi import application as django_asgi_app
+from targets.django_app.wsgi import application as django_wsgi_app
 from targets.fastapi_app import app as fastapi_app
 from targets.flask_app import app as flask_app
 
@@ -34,6 +46,23 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 MIB = common.MAX_BODY_BYTES
+
+
+WSGI_APPS: dict[str, Callable[..., Iterable[bytes]]] = {
+    "flask": flask_app,
+    "raw-wsgi": raw_wsgi.app,
+    "django-wsgi": django_wsgi_app,
+}
+ASGI_APPS: dict[str, Any] = {
+    "fastapi": fastapi_app,
+    "fastapi-def": fastapi_pitfalls.sync_def_app,
+    "fastapi-blocking": fastapi_pitfalls.blocking_app,
+    "starlette": starlette_app.app,
+    "raw-asgi": raw_asgi.app,
+    "django-asgi": django_asgi_app,
+}
+APPS = [*WSGI_APPS, *ASGI_APPS]
+AnyClient = WsgiClient | TestClient
 
 
 @dataclass(frozen=True)
@@ -148,6 +177,7 @@ CASES: dict[str, Case] = {
 class Answer:
     status: int
     content_type: str | None
+    content_length: str | None
     allow: str | None
     body: bytes
 
@@ -158,38 +188,58 @@ def flask_client() -> FlaskClient:
 
 
 @pytest.fixture(scope="module")
-def fastapi_client() -> Iterator[TestClient]:
-    with TestClient(fastapi_app) as client:
-        yield client
+def clients(flask_client: FlaskClient) -> Iterator[dict[str, AnyClient]]:
+    """One in-process client per app; the ASGI ones share one event loop each (``with``)."""
+    with contextlib.ExitStack() as stack:
+        found: dict[str, AnyClient] = {"flask": flask_client}
+        found |= {name: WsgiClient(app) for name, app in WSGI_APPS.items() if name != "flask"}
+        found |= {name: stack.enter_context(TestClient(app)) for name, app in ASGI_APPS.items()}
+        yield found
 
 
-def ask_flask(client: FlaskClient, case: Case) -> Answer:
-    response = client.open(case.url, method=case.method, data=case.body, headers=case.headers)
-    headers = response.headers
-    return Answer(response.status_code, headers.get("Content-Type"), headers.get("Allow"),
-                  response.data)  # fmt: skip
+def ask(client: AnyClient, case: Case) -> Answer:
+    if isinstance(client, TestClient):
+        response = client.request(case.method, case.url, content=case.body, headers=case.headers)
+        return Answer(response.status_code, response.headers.get("Content-Type"),
+                      response.headers.get("Content-Length"), response.headers.get("Allow"),
+                      response.content)  # fmt: skip
+    # buffered: the app's iterable is read and closed, as a server does.
+    wsgi_response = client.open(
+        case.url, method=case.method, data=case.body, headers=case.headers, buffered=True
+    )
+    headers, body = wsgi_response.headers, wsgi_response.data
+    return Answer(wsgi_response.status_code, headers.get("Content-Type"),
+                  headers.get("Content-Length"), headers.get("Allow"), body)  # fmt: skip
 
 
-def ask_fastapi(client: TestClient, case: Case) -> Answer:
-    response = client.request(case.method, case.url, content=case.body, headers=case.headers)
-    headers = response.headers
-    return Answer(response.status_code, headers.get("Content-Type"), headers.get("Allow"),
-                  response.content)  # fmt: skip
+_flask_answers: dict[str, Answer] = {}
 
 
-@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def flask_answer(flask_client: FlaskClient, name: str) -> Answer:
+    """The reference answer, asked once per case (some cases cost a second of CPU)."""
+    if name not in _flask_answers:
+        _flask_answers[name] = ask(flask_client, CASES[name])
+    return _flask_answers[name]
+
+
+@pytest.mark.parametrize("app_name", APPS)
+@pytest.mark.parametrize("case_name", CASES)
 def test_apps_answer_identically(
-    case: Case, flask_client: FlaskClient, fastapi_client: TestClient
+    case_name: str, app_name: str, clients: dict[str, AnyClient], flask_client: FlaskClient
 ) -> None:
-    flask_answer = ask_flask(flask_client, case)
-    fastapi_answer = ask_fastapi(fastapi_client, case)
-    assert flask_answer == fastapi_answer
-    assert flask_answer.status == case.status
-    assert flask_answer.content_type == common.CONTENT_TYPE
+    case = CASES[case_name]
+    answer = ask(clients[app_name], case)
+    assert answer == flask_answer(flask_client, case_name)
+    assert answer.status == case.status
+    assert answer.content_type == common.CONTENT_TYPE
     if case.method == "HEAD":
-        assert flask_answer.body == b""
+        # No body, but the headers of the GET answer, Content-Length included.
+        assert answer.body == b""
+        get_answer = ask(clients[app_name], Case("GET", case.url, case.status))
+        assert answer.content_length == str(len(get_answer.body))
         return
-    body = json.loads(flask_answer.body)
+    assert answer.content_length == str(len(answer.body))
+    body = json.loads(answer.body)
     if case.error is None:
         assert "error" not in body
     else:
@@ -197,11 +247,11 @@ def test_apps_answer_identically(
         assert set(body) == {"error", "param", "detail"}
     if case.status == 405:
         path = case.url.split("?")[0]
-        assert flask_answer.allow == ", ".join(common.ROUTES[path])
+        assert answer.allow == ", ".join(common.ROUTES[path])
 
 
 def test_error_bodies_name_the_parameter_and_its_range(flask_client: FlaskClient) -> None:
-    body = json.loads(ask_flask(flask_client, CASES["io-above-max"]).body)
+    body = json.loads(ask(flask_client, CASES["io-above-max"]).body)
     assert body == {
         "error": "out_of_range",
         "param": "ms",
@@ -211,7 +261,7 @@ def test_error_bodies_name_the_parameter_and_its_range(flask_client: FlaskClient
 
 def test_route_bodies(flask_client: FlaskClient) -> None:
     def body(name: str) -> object:
-        return json.loads(ask_flask(flask_client, CASES[name]).body)
+        return json.loads(ask(flask_client, CASES[name]).body)
 
     assert body("health") == {"status": "ok"}
     assert body("io-negative-zero") == {"route": "io", "ms": 0.0, "slept_ms": 0.0}
@@ -225,48 +275,111 @@ def test_route_bodies(flask_client: FlaskClient) -> None:
     assert body("json-default") == {"route": "json", "count": 100, "items": common.json_items(100)}
     assert body("echo-object") == {"route": "echo", "echo": {"z": "é", "a": [1, 2.5, {"b": None}]}}
     # The default is a float like any given ms, so the body's type never varies.
-    default_ms = ask_flask(flask_client, Case("GET", "/io?dist=exp&seed=1&ms=0", 200)).body
+    default_ms = ask(flask_client, Case("GET", "/io?dist=exp&seed=1&ms=0", 200)).body
     assert b'"ms":0.0' in default_ms
 
 
-def test_seeded_exp_sleep_is_deterministic(
-    flask_client: FlaskClient, fastapi_client: TestClient
-) -> None:
+@pytest.mark.parametrize("app_name", APPS)
+def test_seeded_exp_sleep_is_deterministic(app_name: str, clients: dict[str, AnyClient]) -> None:
     case = CASES["io-exp-seeded"]
     expected = round(common.draw_sleep_ms(5.0, "exp", random.Random(7)), 3)
     for _ in range(2):
-        for answer in (ask_flask(flask_client, case), ask_fastapi(fastapi_client, case)):
-            assert json.loads(answer.body) == {"route": "io", "ms": 5.0, "slept_ms": expected}
+        answer = ask(clients[app_name], case)
+        assert json.loads(answer.body) == {"route": "io", "ms": 5.0, "slept_ms": expected}
 
 
 def test_routes_match_the_shared_table() -> None:
+    expected = {path: set(methods) for path, methods in common.ROUTES.items()}
     flask_routes = {
         rule.rule: set(rule.methods or ()) - {"OPTIONS"} for rule in flask_app.url_map.iter_rules()
     }
-    fastapi_routes = {route.path: set(route.methods) for route in fastapi_app.routes}  # type: ignore[attr-defined]
-    expected = {path: set(methods) for path, methods in common.ROUTES.items()}
     assert flask_routes == expected
-    assert fastapi_routes == expected
+    for app in (fastapi_app, fastapi_pitfalls.sync_def_app, fastapi_pitfalls.blocking_app,
+                starlette_app.app):  # fmt: skip
+        assert {route.path: set(route.methods) for route in app.routes} == expected  # type: ignore[attr-defined]
+    # Django and the raw apps route by path only; their method checks read ROUTES itself.
+    for urlconf in (django_urls, django_urls_async):
+        assert {f"/{pattern.pattern}" for pattern in urlconf.urlpatterns} == set(expected)
+    assert set(raw_wsgi.HANDLERS) == set(raw_asgi.HANDLERS) == set(expected)
 
 
-@pytest.mark.parametrize("app_name", ["flask", "fastapi"])
-def test_io_really_sleeps(
-    app_name: str, flask_client: FlaskClient, fastapi_client: TestClient
-) -> None:
+def test_django_entry_points_serve_sync_and_async_views() -> None:
+    # Django runs a sync view under ASGI in a thread, an async one under WSGI in a new
+    # event loop per request: each entry point must get views of its own kind.
+    sync = [inspect.iscoroutinefunction(p.callback) for p in django_urls.urlpatterns]
+    asynchronous = [inspect.iscoroutinefunction(p.callback) for p in django_urls_async.urlpatterns]
+    assert sync == [False] * len(common.ROUTES)
+    assert asynchronous == [True] * len(common.ROUTES)
+
+
+@pytest.mark.parametrize("app_name", APPS)
+def test_io_really_sleeps(app_name: str, clients: dict[str, AnyClient]) -> None:
     case = Case("GET", "/io?ms=30", 200)
     started = time.perf_counter()
-    if app_name == "flask":
-        answer = ask_flask(flask_client, case)
-    else:
-        answer = ask_fastapi(fastapi_client, case)
+    answer = ask(clients[app_name], case)
     elapsed = time.perf_counter() - started
     assert answer.status == 200
     assert elapsed >= 0.030
 
 
-def call_wsgi(environ: dict[str, Any]) -> tuple[int, bytes]:
-    """Run the Flask app on this exact environ (the test client would rebuild it)."""
-    app_iter, status, _ = run_wsgi_app(flask_app, environ, buffered=True)
+@pytest.mark.parametrize("app_name", ASGI_APPS)
+def test_how_waits_overlap_on_an_asgi_app(app_name: str, clients: dict[str, AnyClient]) -> None:
+    # Three requests at once on one event loop: they overlap, except where the endpoint
+    # blocks the loop with time.sleep (then they queue). `def` endpoints overlap in threads.
+    case, count, wait_s = Case("GET", "/io?ms=150", 200), 3, 0.150
+    started = time.perf_counter()
+    with ThreadPoolExecutor(count) as pool:
+        answers = list(pool.map(lambda _: ask(clients[app_name], case), range(count)))
+    elapsed = time.perf_counter() - started
+    assert [answer.status for answer in answers] == [200] * count
+    if app_name == "fastapi-blocking":
+        assert elapsed >= count * wait_s
+    else:
+        assert elapsed < count * wait_s
+
+
+def run_asgi(app: Any, scope: dict[str, Any], incoming: list[dict[str, Any]]) -> list[Any]:
+    """The messages an ASGI app sends for one scope, without a server or client between."""
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
+def test_raw_asgi_sends_head_answers_without_a_body() -> None:
+    # The test client drops HEAD bodies itself, so this looks at what the app sends.
+    scope = {"type": "http", "method": "HEAD", "path": "/health", "query_string": b"",
+             "headers": []}  # fmt: skip
+    start, body = run_asgi(raw_asgi.app, scope, [{"type": "http.request", "body": b""}])
+    assert start["status"] == 200
+    assert (b"content-length", str(len(common.health().body)).encode()) in start["headers"]
+    assert body == {"type": "http.response.body", "body": b""}
+
+
+@pytest.mark.parametrize("app_name", ["raw-asgi", "django-asgi"])
+def test_lifespan_is_answered(app_name: str) -> None:
+    # Servers warn (granian) or fail (TestClient) when an app refuses lifespan.
+    lifespan = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    assert run_asgi(ASGI_APPS[app_name], {"type": "lifespan"}, lifespan) == [
+        {"type": "lifespan.startup.complete"},
+        {"type": "lifespan.shutdown.complete"},
+    ]
+
+
+def test_raw_asgi_refuses_websockets() -> None:
+    sent = run_asgi(raw_asgi.app, {"type": "websocket", "path": "/io"}, [])
+    assert [message["type"] for message in sent] == ["websocket.close"]
+
+
+def call_wsgi(app: Callable[..., Iterable[bytes]], environ: dict[str, Any]) -> tuple[int, bytes]:
+    """Run a WSGI app on this exact environ (the test client would rebuild it)."""
+    app_iter, status, _ = run_wsgi_app(app, environ, buffered=True)
     return int(status.split()[0]), b"".join(app_iter)
 
 
@@ -275,37 +388,113 @@ def chunks(data: bytes, size: int = 64 * 1024) -> Iterator[bytes]:
         yield data[start : start + size]
 
 
+def chunked_environ(data: bytes) -> dict[str, Any]:
+    environ = EnvironBuilder("/echo", method="POST", input_stream=io.BytesIO(data)).get_environ()
+    del environ["CONTENT_LENGTH"]
+    environ["wsgi.input_terminated"] = True  # as gunicorn sets it for a chunked body
+    return environ
+
+
+@pytest.mark.parametrize("app_name", APPS)
 @pytest.mark.parametrize(
     ("data", "status"), [(b"[" + b"1," * 1000 + b"1]", 200), (b"1" + b" " * MIB, 413)]
 )
 def test_chunked_body_without_length(
-    data: bytes, status: int, flask_client: FlaskClient, fastapi_client: TestClient
+    data: bytes, status: int, app_name: str, clients: dict[str, AnyClient]
 ) -> None:
     # No Content-Length: the size check has to happen while reading.
-    environ = EnvironBuilder("/echo", method="POST", input_stream=io.BytesIO(data)).get_environ()
-    del environ["CONTENT_LENGTH"]
-    environ["wsgi.input_terminated"] = True  # as gunicorn sets it for a chunked body
-    flask_status, flask_body = call_wsgi(environ)
-    fastapi_response = fastapi_client.post("/echo", content=chunks(data))
-    assert fastapi_response.request.headers.get("Transfer-Encoding") == "chunked"
-    assert flask_status == fastapi_response.status_code == status
-    assert flask_body == fastapi_response.content
+    flask_status, flask_body = call_wsgi(flask_app, chunked_environ(data))
+    assert flask_status == status
+    if app_name in WSGI_APPS:
+        assert call_wsgi(WSGI_APPS[app_name], chunked_environ(data)) == (status, flask_body)
+        return
+    client = clients[app_name]
+    assert isinstance(client, TestClient)
+    response = client.post("/echo", content=chunks(data))
+    assert response.request.headers.get("Transfer-Encoding") == "chunked"
+    assert (response.status_code, response.content) == (status, flask_body)
 
 
+@pytest.mark.parametrize("app_name", [name for name in WSGI_APPS if name != "flask"])
+@pytest.mark.parametrize(
+    ("length", "terminated", "status"),
+    [(None, False, 400),  # no length, no server-ended stream: read as empty, as werkzeug does
+     ("5", False, 200),  # only Content-Length bytes are read: "[1,2]"
+     ("abc", False, 400),  # a bad length counts as 0
+     ("5", True, 400)],  # the server ends the stream: all of it is read, "[1,2]junk"
+)  # fmt: skip
+def test_wsgi_bodies_are_read_as_flask_reads_them(
+    app_name: str, length: str | None, terminated: bool, status: int
+) -> None:
+    def environ() -> dict[str, Any]:
+        built = EnvironBuilder("/echo", method="POST", input_stream=io.BytesIO(b"[1,2]junk"))
+        env = built.get_environ()
+        del env["CONTENT_LENGTH"]
+        if length is not None:
+            env["CONTENT_LENGTH"] = length
+        if terminated:
+            env["wsgi.input_terminated"] = True
+        return env
+
+    flask = call_wsgi(flask_app, environ())
+    assert flask[0] == status
+    assert call_wsgi(WSGI_APPS[app_name], environ()) == flask
+
+
+def test_raw_wsgi_treats_a_short_body_as_a_disconnect() -> None:
+    # The stream ends before Content-Length: werkzeug raises ClientDisconnected (a 400).
+    def environ() -> dict[str, Any]:
+        built = EnvironBuilder("/echo", method="POST", input_stream=io.BytesIO(b"[1]"))
+        env = built.get_environ()
+        env["CONTENT_LENGTH"] = "10"
+        return env
+
+    flask = call_wsgi(flask_app, environ())
+    assert flask[0] == 400
+    assert call_wsgi(raw_wsgi.app, environ()) == flask
+
+
+@pytest.mark.parametrize("app_name", APPS)
 def test_unhandled_exception_gives_the_same_500(
-    monkeypatch: pytest.MonkeyPatch, flask_client: FlaskClient
+    app_name: str, monkeypatch: pytest.MonkeyPatch, flask_client: FlaskClient
 ) -> None:
     def broken(work: int) -> str:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(common, "cpu_digest", broken)
     case = Case("GET", "/cpu?work=1", 500)
-    with TestClient(fastapi_app, raise_server_exceptions=False) as fastapi_client:
-        fastapi_answer = ask_fastapi(fastapi_client, case)
-    flask_answer = ask_flask(flask_client, case)
-    assert flask_answer == fastapi_answer
+    if app_name in ASGI_APPS:
+        with TestClient(ASGI_APPS[app_name], raise_server_exceptions=False) as client:
+            answer = ask(client, case)
+    else:
+        answer = ask(WsgiClient(WSGI_APPS[app_name]), case)
+    flask_answer = ask(flask_client, case)
+    assert answer == flask_answer
     assert flask_answer.status == 500
     assert json.loads(flask_answer.body)["error"] == "internal_error"
+
+
+@pytest.mark.parametrize("app_name", APPS)
+@pytest.mark.parametrize("path", ["//health", "///io", "/%2Fhealth", "/health//", "/io//x"])
+def test_doubled_slashes_are_other_paths(
+    path: str, app_name: str, clients: dict[str, AnyClient]
+) -> None:
+    # Werkzeug alone would serve "//health" as "/health" (it strips leading slashes).
+    def environ() -> dict[str, Any]:
+        built = EnvironBuilder("/", method="GET").get_environ()
+        built["PATH_INFO"] = urllib.parse.unquote(path)  # as gunicorn passes it
+        return built
+
+    flask_status, flask_body = call_wsgi(flask_app, environ())
+    assert flask_status == 404
+    if app_name in WSGI_APPS:
+        assert call_wsgi(WSGI_APPS[app_name], environ()) == (404, flask_body)
+        return
+    client = clients[app_name]
+    assert isinstance(client, TestClient)
+    response = client.get(f"http://testserver{path}")
+    assert response.request.url.raw_path == path.encode()
+    assert (response.status_code, response.content) == (404, flask_body)
 
 
 # --- targets.common ----------------------------------------------------------------------
@@ -435,17 +624,3 @@ def test_echo_accepts_wide_bodies_at_the_depth_limit() -> None:
     wide = b"[" + b"[1]," * 1000 + b"[1]]"  # many brackets, depth 2: walked, accepted
     assert json.loads(common.echo(wide).body)["echo"][0] == [1]
     assert common.echo(nested(common.MAX_JSON_DEPTH)).status == 200
-
-
-@pytest.mark.parametrize("path", ["//health", "///io", "/%2Fhealth", "/health//", "/io//x"])
-def test_doubled_slashes_are_other_paths(
-    path: str, flask_client: FlaskClient, fastapi_client: TestClient
-) -> None:
-    # Werkzeug alone would serve "//health" as "/health" (it strips leading slashes).
-    environ = EnvironBuilder("/", method="GET").get_environ()
-    environ["PATH_INFO"] = urllib.parse.unquote(path)  # as gunicorn passes it
-    flask_status, flask_body = call_wsgi(environ)
-    fastapi_response = fastapi_client.get(f"http://testserver{path}")
-    assert fastapi_response.request.url.raw_path == path.encode()
-    assert flask_status == fastapi_response.status_code == 404
-    assert flask_body == fastapi_response.content
