@@ -5,9 +5,10 @@ load model: throughput (with the Little's-law bound dashed in the target's colou
 (p50 solid, p99 dashed, p99.9 dotted; open load adds p99 from the actual send, dash-dotted,
 beside the figures from the intended start). ``harness.charts_detail`` draws the knee, the
 latency distribution, throughput over time and resources; ``harness.charts_overview`` the
-ASGI/WSGI ratio across scenarios. A scenario with stalled cells also gets
-``<scenario>_stall.png``. Shared marks, colours and saving live in ``harness.charts_common``.
-Everything is read through ``harness.results`` only.
+ASGI/WSGI ratio across scenarios; ``harness.factors`` what each single change of stack does
+(``<scenario>_factors.png``, when two targets differ in one thing only). A scenario with stalled
+cells also gets ``<scenario>_stall.png``. Shared marks, colours and saving live in
+``harness.charts_common``. Everything is read through ``harness.results`` only.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from harness import charts_common as common
-from harness import charts_detail, charts_overview, schema
+from harness import charts_detail, charts_overview, factors, schema
 from harness.charts_common import (
     CI_LABEL,
     FIGSIZE,
@@ -33,16 +34,19 @@ from harness.charts_common import (
     target_colours,
 )
 from harness.charts_data import scenario_rows
+from harness.factors import FACTORS_CAPTION, factors_chart_path
 from harness.results import Results, load, per_second
 
 __all__ = [
     "CAPTIONS",
     "CI_LABEL",
+    "FACTORS_CAPTION",
     "GENERATOR_LABEL",
     "LOAD_AXES",
     "LoadAxis",
     "chart_paths",
     "draw_charts",
+    "factors_chart_path",
     "overview_chart_path",
     "stall_chart_path",
     "target_colours",
@@ -218,6 +222,8 @@ def draw_charts(run_dir: Path | str) -> list[Path]:
             for name, draw in charts_detail.DRAWERS.items():
                 path = draw(results, scenario, rows, axis, colours, paths[name])
                 written += [path] if path else []
+            factor_chart = factors.factors_chart(results, scenario, model)
+            written += [factor_chart] if factor_chart else []
         summary = results.summary
         scenario_all = summary[summary["scenario"].eq(scenario).fillna(False)]
         stall = _stall_chart(results, scenario, scenario_all, colours)

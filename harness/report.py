@@ -3,9 +3,10 @@
 This module owns the words: headline findings computed from the summary (generator-bound cells
 left out), the ASGI/WSGI overview chart, one table and its charts (each with a caption saying
 what question it answers) per scenario and load model, failed cells, warnings and the
-environment the numbers came from; the sections on trust in the numbers (measurement, verify
-gate, flagged and unstable cells, stalls) come from ``harness.report_sections``. It reads the
-run through ``harness.results`` only, so any copied run folder can be re-rendered.
+environment the numbers came from; "Where the difference comes from" is ``harness.factors``'s,
+the sections on trust in the numbers (measurement, verify gate, flagged and unstable cells,
+stalls) come from ``harness.report_sections``. It reads the run through ``harness.results``
+only, so any copied run folder can be re-rendered.
 ``build_all`` then converts report.md into the one-file ``report.html`` (``harness.report_html``).
 """
 
@@ -27,6 +28,7 @@ from harness.charts import (
     overview_chart_path,
 )
 from harness.charts_data import asgi_wsgi_ratios, comparison_level, scenario_rows, trusted
+from harness.factors import factors_section
 from harness.report_html import write_html
 from harness.report_sections import (
     EMPTY,
@@ -385,6 +387,7 @@ def render_report(results: Results) -> str:
     lines.append("")
     overview = overview_chart_path(results.run_dir)
     lines += chart_lines(results, overview, "ASGI/WSGI throughput ratio", OVERVIEW_CAPTION)
+    lines += factors_section(results)
     lines += generator_bound_section(results) + unstable_section(results)
     lines += measurement_section(results) + closed_vs_open_section(results)
     lines += stall_section(results) + verify_section(results)
