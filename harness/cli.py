@@ -43,7 +43,7 @@ def build_parser() -> ArgumentParser:
     commands.add_parser("list", help="scenarios, targets and profiles")
 
     run = commands.add_parser("run", help="run a benchmark and write a results folder")
-    run.add_argument("--profile", default=DEFAULT_PROFILE, help=f"one of {', '.join(PROFILES)}")
+    run.add_argument("--profile", help=f"one of {', '.join(PROFILES)} (default {DEFAULT_PROFILE})")
     run.add_argument("--scenarios", help="comma-separated scenario names (default: the profile's)")
     run.add_argument("--targets", help="comma-separated target names (default: the profile's)")
     run.add_argument("--users", help="comma-separated user counts, e.g. 10,50,100")
@@ -54,9 +54,7 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--server-cpus", help="CPUs for the target server, e.g. 0 or 0,1")
     run.add_argument("--generator-cpus", help="CPUs for locust, e.g. 1")
     run.add_argument("--rates", help="open-model arrival rates in requests/s, e.g. 200,500")
-    run.add_argument(
-        "--arrivals", default="poisson", help="open-model spacing: poisson (default) or fixed"
-    )
+    run.add_argument("--arrivals", help="open-model spacing: poisson (default) or fixed")
     run.add_argument("--stall-at", help="pause the server this many seconds into each window")
     run.add_argument("--stall-for", help="... for this many seconds (default 1)")
     run.add_argument(
@@ -146,8 +144,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def run_options(args: argparse.Namespace) -> RunOptions:
-    if args.profile not in PROFILES:
-        raise UsageError(f"--profile: unknown {args.profile!r}; choose from {', '.join(PROFILES)}")
+    profile = DEFAULT_PROFILE if args.profile is None else args.profile
+    if profile not in PROFILES:
+        raise UsageError(f"--profile: unknown {profile!r}; choose from {', '.join(PROFILES)}")
 
     def durations(option: str, value: str | None, zero_ok: bool = False) -> float | None:
         if value is None:
@@ -163,7 +162,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         return tuple(int(v) for v in _digits(option, value))
 
     return RunOptions(
-        profile=args.profile,
+        profile=profile,
         scenarios=tuple(s.strip() for s in args.scenarios.split(",")) if args.scenarios else None,
         targets=parse_name_list(args.targets, "--targets", list(TARGETS)) if args.targets else None,
         users=parse_int_list(args.users, "--users") if args.users is not None else None,
@@ -174,7 +173,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         server_cpus=cpus("--server-cpus", args.server_cpus),
         generator_cpus=cpus("--generator-cpus", args.generator_cpus),
         rates=parse_rate_list(args.rates, "--rates") if args.rates is not None else None,
-        arrivals=_arrivals(args.arrivals),
+        arrivals=_arrivals(args.arrivals or "poisson"),
         stall_at_s=durations("--stall-at", args.stall_at, zero_ok=True),
         stall_for_s=durations("--stall-for", args.stall_for)
         or (1.0 if args.stall_at is not None else None),
@@ -221,7 +220,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     argv = ["python", "-m", "harness", *sys.argv[1:]]
     if args.resume is not None:
-        own = ("command", "resume", "profile", "arrivals")
+        own = ("command", "resume")
         given = [
             f"--{key.replace('_', '-')}"
             for key, value in vars(args).items()
@@ -254,7 +253,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from harness.servers import HOST, free_port, start_process, stop_process, wait_ready
+    from harness.servers import HOST, ServerError, free_port, start_process, stop_all, wait_ready
 
     if args.target not in TARGETS:
         raise UsageError(f"unknown target {args.target!r}; choose from {', '.join(TARGETS)}")
@@ -265,19 +264,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--port {args.port}: expected 1 to 65535")
     port = args.port or free_port(args.host)
     log = Path("results") / f"serve-{target.name}.log"
-    proc = start_process(target.command(args.host, port), log, None)
     url = f"http://{args.host}:{port}"
+    _catch_interrupts()  # before the server starts: a SIGTERM now must still stop it
     try:
+        proc = start_process(target.command(args.host, port), log, None)
         wait_ready(url, proc, log, target.name)
         print(f"{target.name} ready at {url}  (log: {log}; Ctrl-C to stop)", flush=True)
-        _catch_interrupts()
         proc.wait()
         print(f"{target.name} exited with status {proc.returncode}; see {log}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return EXIT_OK
+    except ServerError as exc:
+        print(f"gatebench: {exc}", file=sys.stderr)
+        return 1
     finally:
-        stop_process(proc)
+        stop_all()
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -29,7 +29,6 @@ class Profile:
         return asdict(self)
 
 
-
 PROFILES: dict[str, Profile] = {
     p.name: p
     for p in (

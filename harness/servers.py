@@ -25,6 +25,11 @@ STOP_TIMEOUT_S = 5.0
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+# Every process group this process started and has not stopped yet. A Ctrl-C can land
+# between a Popen and the code that would own it; stop_all() ends whatever is left.
+_started: set[subprocess.Popen[bytes]] = set()
+
+
 class ServerError(RuntimeError):
     """A target server that would not start or answer; the message names its log."""
 
@@ -60,7 +65,7 @@ def start_process(
     with contextlib.ExitStack() as files:
         log = files.enter_context(open(log_path, "ab"))
         errors = files.enter_context(open(stderr_path, "ab")) if stderr_path else None
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             argv,
             stdout=log,
             stderr=errors if errors is not None else subprocess.STDOUT,
@@ -70,10 +75,19 @@ def start_process(
             start_new_session=True,
             preexec_fn=pinned(cpus),
         )
+        _started.add(proc)
+        return proc
+
+
+def stop_all() -> None:
+    """Stop every process group started here and not stopped yet (after an interrupt)."""
+    for proc in list(_started):
+        stop_process(proc)
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = STOP_TIMEOUT_S) -> None:
     """SIGTERM the process group, then SIGKILL what is left after timeout_s."""
+    _started.discard(proc)
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)

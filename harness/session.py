@@ -24,7 +24,7 @@ from harness.report import build_all
 from harness.runner import CellError, CellSettings, Progress, Runner, calibrate
 from harness.scenarios import Scenario, discover
 from harness.schema import EXIT_FAILED_CELLS, EXIT_INTERRUPTED, EXIT_OK, Cell, CellRecord
-from harness.servers import ServerError
+from harness.servers import ServerError, stop_all
 from harness.stall import StallPlan
 from harness.units import UsageError
 from harness.verify import verify_targets
@@ -138,6 +138,7 @@ def execute(
         runner.run()
     except KeyboardInterrupt:
         interrupted = True
+        stop_all()  # a child started just as the interrupt landed has no owner to stop it
         for record in records:
             if record.status == schema.STATUS_PENDING:
                 record.status = schema.STATUS_INTERRUPTED

@@ -1,0 +1,948 @@
+"""Fault injection, end to end: real servers, real locust, things going wrong on purpose.
+
+A target that will not start or dies mid-cell, Ctrl-C and SIGTERM, resume, two runs at
+once, broken scenario files and option values, a target that answers errors or too
+slowly, a harness killed outright, a load generator that crashes. Each test checks what
+lands on disk, the exit status, and that no child process outlives the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+import targets.registry
+from harness import runner as harness_runner
+from harness import servers as harness_servers
+from harness import session
+from harness.cli import main
+from harness.schema import SUMMARY_COLUMNS
+from harness.session import RunLock
+from targets.registry import TARGETS
+
+PROJECT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.e2e
+
+# Short cells; the gate and the calibration only where they are the point.
+QUICK = ("--no-verify", "--no-calibrate", "--warmup", "0")
+SERVER_APPS = ("targets.flask_app:app", "targets.fastapi_app:app")
+CHILD_GONE_S = 5.0  # every child of an interrupted run is gone this soon after the signal
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+
+
+def harness_env(scenarios: Path | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("GATEBENCH_SCENARIOS", None)
+    # This checkout's harness even where the cwd is elsewhere (serve runs in tmp_path).
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT), env.get("PYTHONPATH")]))
+    if scenarios is not None:
+        env["GATEBENCH_SCENARIOS"] = str(scenarios)
+    return env
+
+
+def harness(
+    *args: str, scenarios: Path | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        cwd=PROJECT,
+        env=harness_env(scenarios),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@contextlib.contextmanager
+def background(
+    args: list[str], log_dir: Path, scenarios: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m harness ARGS`` in the background; ended (SIGTERM, then SIGKILL) on exit."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with (
+        open(log_dir / "harness.stdout.txt", "wb") as out,
+        open(log_dir / "harness.stderr.txt", "wb") as err,
+    ):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "harness", *args],
+            cwd=PROJECT,
+            env=harness_env(scenarios),
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def stderr_of(log_dir: Path) -> str:
+    return (log_dir / "harness.stderr.txt").read_text(errors="replace")
+
+
+def wait_for(
+    check: Callable[[], Any],
+    what: str,
+    timeout: float = 60,
+    proc: Any = None,
+    interval: float = 0.05,
+) -> Any:
+    """Poll check() until it returns something truthy; fail naming `what` otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"the harness exited ({proc.returncode}) before {what}")
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def cmdline(proc: psutil.Process) -> str:
+    try:
+        return " ".join(proc.cmdline())
+    except psutil.Error:
+        return ""
+
+
+def alive(procs: list[psutil.Process]) -> list[psutil.Process]:
+    """The ones still running (not exited, not a zombie waiting to be reaped)."""
+    running = []
+    for proc in procs:
+        try:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                running.append(proc)
+        except psutil.NoSuchProcess:
+            continue
+    return running
+
+
+def kill_all(procs: list[psutil.Process]) -> None:
+    """Stop every process first (so no master forks a replacement worker), then kill them."""
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.suspend()
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(procs, timeout=10)
+
+
+def answers(server_cmdline: str) -> bool:
+    """Whether the target server with this command line answers /health."""
+    args = server_cmdline.split()
+    if not any(app in args for app in SERVER_APPS):
+        return False
+    if "--port" in args:  # uvicorn
+        port = args[args.index("--port") + 1]
+    elif "--bind" in args:  # gunicorn
+        port = args[args.index("--bind") + 1].rpartition(":")[2]
+    else:
+        return False
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def cell_dirs(run_dir: Path) -> list[Path]:
+    raw = run_dir / "raw"
+    if not raw.is_dir():
+        return []
+    return sorted(p for p in raw.iterdir() if p.is_dir() and p.name.count("__") == 3)
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    manifest: dict[str, Any] = json.loads((run_dir / "manifest.json").read_text())
+    return manifest
+
+
+def read_summary(run_dir: Path) -> dict[str, dict[str, str]]:
+    """summary.csv rows by cell id."""
+    with open(run_dir / "summary.csv", newline="") as handle:
+        reader = csv.DictReader(handle)
+        assert tuple(reader.fieldnames or ()) == SUMMARY_COLUMNS
+        return {row["cell_id"]: row for row in reader}
+
+
+def read_latency(run_dir: Path, cell_id: str) -> dict[str, Any]:
+    latency: dict[str, Any] = json.loads((run_dir / "raw" / cell_id / "latency.json").read_text())
+    return latency
+
+
+def folder_state(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under folder with its size and modification time."""
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in folder.rglob("*")
+        if p.is_file()
+    }
+
+
+def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    """The single stderr line of a refused command (exit status 2, no traceback)."""
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+def scenario_folder(folder: Path, **files: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / f"{name}.py").write_text(text)
+    return folder
+
+
+IO_SCENARIO = (PROJECT / "scenarios" / "io.py").read_text()
+
+
+# ---- 1. a target that will not start -----------------------------------------------------------
+
+
+@pytest.fixture
+def restore_signals() -> Iterator[None]:
+    """cli.main installs SIGINT/SIGTERM handlers when run in-process: put pytest's back."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def test_a_target_that_will_not_start_fails_its_cells_and_the_others_run(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    restore_signals: None,
+) -> None:
+    assert session.TARGETS is TARGETS  # the session reads the very dict patched here
+    base = TARGETS["fastapi-uvicorn"]
+    # An app that cannot be imported (uvicorn exits), a missing attribute (gunicorn's
+    # workers fail to boot and the master exits), and a command that runs but never
+    # answers (the readiness timeout, shortened here).
+    marker = f"gatebench-never-ready-{os.getpid()}"
+    monkeypatch.setitem(
+        targets.registry.SERVER_COMMANDS,
+        "never-ready",
+        lambda t, host, port: [sys.executable, "-c", "import time; time.sleep(120)", marker],
+    )
+    monkeypatch.setattr(harness_servers, "READY_TIMEOUT_S", 3.0)
+    broken = {
+        "broken-import": dataclasses.replace(base, name="broken-import", app="no_such_module:app"),
+        "broken-attr": dataclasses.replace(
+            TARGETS["flask-gunicorn-sync"], name="broken-attr", app="targets.flask_app:nope"
+        ),
+        "never-ready": dataclasses.replace(base, name="never-ready", server="never-ready"),
+    }
+    for name, target in broken.items():
+        monkeypatch.setitem(targets.registry.TARGETS, name, target)
+    run_dir = tmp_path / "run"
+    status = main(
+        ["run", "--scenarios", "health", "--targets", ",".join([*broken, "fastapi-uvicorn"]),
+         "--users", "2,3", "--duration", "1", *QUICK, "--out", str(run_dir)]
+    )  # fmt: skip
+    progress = capsys.readouterr().err
+    assert status == 1, progress
+    cells = {c["cell_id"]: c for c in read_manifest(run_dir)["cells"]}
+    rows = read_summary(run_dir)
+    assert len(cells) == len(rows) == 8
+    for cell_id, cell in cells.items():
+        if cell["target"] == "fastapi-uvicorn":
+            assert cell["status"] == "ok" and rows[cell_id]["status"] == "ok", cell
+            assert int(rows[cell_id]["requests"]) > 0
+            continue
+        log = run_dir / "raw" / f"server__health__{cell['target']}.log"
+        assert cell["status"] == "failed" and rows[cell_id]["status"] == "failed", cell
+        assert f"target {cell['target']}" in cell["error"], cell["error"]
+        assert str(log) in cell["error"], cell["error"]
+        assert log.is_file()
+    errors = {c["target"]: c["error"] for c in cells.values()}
+    assert "before it was ready" in errors["broken-import"]
+    assert "no_such_module" in errors["broken-import"]  # the log's tail is quoted
+    assert "before it was ready" in errors["broken-attr"]
+    assert "did not answer" in errors["never-ready"]
+    assert read_manifest(run_dir)["status"] == "failed"
+    assert not [p for p in psutil.process_iter(["cmdline"]) if marker in cmdline(p)]
+
+
+# ---- 2. a target that dies in the middle of a cell -------------------------------------------
+
+
+def test_a_target_killed_mid_cell_fails_that_cell_and_is_restarted(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    first = "io__flask-gunicorn-sync__u5__t1"
+    args = ["run", "--scenarios", "io", "--targets", "flask-gunicorn-sync", "--users", "5,6,7",
+            "--duration", "3", "--no-verify", "--no-calibrate", "--warmup", "0.5",
+            "--out", str(run_dir)]  # fmt: skip
+    with background(args, tmp_path / "logs") as proc:
+        wait_for(lambda: (run_dir / "raw" / first / "window.json").exists(), "cell 1", proc=proc)
+        masters = [
+            p for p in descendants(proc.pid) if "-m gunicorn" in cmdline(p) and p.ppid() == proc.pid
+        ]
+        assert len(masters) == 1, [cmdline(p) for p in descendants(proc.pid)]
+        os.killpg(os.getpgid(masters[0].pid), signal.SIGKILL)
+        status = proc.wait(timeout=120)
+    progress = stderr_of(tmp_path / "logs")
+    assert status == 1, progress
+    assert "died; starting it again" in progress
+    log = run_dir / "raw" / "server__io__flask-gunicorn-sync.log"
+    cells = read_manifest(run_dir)["cells"]
+    assert [c["status"] for c in cells] == ["failed", "ok", "ok"], cells
+    assert "died" in cells[0]["error"] and str(log) in cells[0]["error"], cells[0]["error"]
+    # The errors the users met once the server was gone are counted, not thrown away.
+    latency = read_latency(run_dir, first)
+    assert latency["failures"] > 0 and latency["failures_by_kind"], latency["failures_by_kind"]
+    rows = read_summary(run_dir)
+    assert rows[first]["status"] == "failed" and int(rows[first]["failures"]) > 0
+    for cell in cells[1:]:
+        row = rows[cell["cell_id"]]
+        assert int(row["failures"]) == 0 and float(row["rps"]) > 0, row
+
+
+# ---- 3. Ctrl-C and SIGTERM during a run ------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Interrupted:
+    run_dir: Path
+    scenarios: Path
+    status: int
+    progress: str
+    children: list[str]  # command lines of the processes alive when the signal was sent
+    leftovers: list[str]  # ... and of those still alive CHILD_GONE_S after it
+
+
+# name -> (signals sent 0.2 s apart, when): "cell" is the second cell's locust running,
+# "verify" the first server of the verify gate starting.
+INTERRUPTS: dict[str, tuple[tuple[int, ...], str]] = {
+    "SIGINT": ((signal.SIGINT,), "cell"),
+    "SIGTERM": ((signal.SIGTERM,), "cell"),
+    "SIGINT-twice": ((signal.SIGINT, signal.SIGINT), "cell"),
+    "SIGINT-in-verify": ((signal.SIGINT,), "verify"),
+}
+
+
+def interrupt_a_run(folder: Path, signals: tuple[int, ...], when: str) -> Interrupted:
+    """A 4-cell run (2 targets x 2 user counts) interrupted by `signals` at `when`."""
+    scenarios = scenario_folder(folder / "scenarios", io=IO_SCENARIO)
+    run_dir = folder / "run"
+    quick = QUICK if when == "cell" else QUICK[1:]  # "verify": the gate runs
+    args = ["run", "--scenarios", "io", "--targets", "flask-gunicorn-sync,fastapi-uvicorn",
+            "--users", "2,3", "--duration", "2", *quick, "--out", str(run_dir)]  # fmt: skip
+    logs = folder / "logs"
+    with background(args, logs, scenarios) as proc:
+
+        def ready() -> list[psutil.Process]:
+            """The children once the moment has come (the processes to watch), else [].
+
+            Never just as a child starts: a signal then is a separate case (below).
+            """
+            kids = descendants(proc.pid)
+            lines = [cmdline(k) for k in kids]
+            if when == "verify":
+                assert not cell_dirs(run_dir), "a cell started before the verify gate"
+                # The gate's first server answers: the harness is checking it.
+                return kids if any(answers(line) for line in lines) else []
+            # The second cell's locust has spawned its users (it writes window.json then).
+            second = cell_dirs(run_dir)[1:2]
+            return kids if second and (second[0] / "window.json").exists() else []
+
+        children = wait_for(ready, f"the moment to interrupt ({when})", proc=proc)
+        lines = [cmdline(p) for p in children]
+        for i, signum in enumerate(signals):
+            if i:
+                time.sleep(0.2)
+            proc.send_signal(signum)
+        psutil.wait_procs(children, timeout=CHILD_GONE_S)
+        leftovers = [cmdline(p) for p in alive(children)]
+        status = proc.wait(timeout=60)
+    return Interrupted(run_dir, scenarios, status, stderr_of(logs), lines, leftovers)
+
+
+@pytest.fixture(scope="module")
+def interrupted_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Interrupted]:
+    """One interrupted run per kind of interruption, shared by the interrupt and resume tests."""
+    runs: dict[str, Interrupted] = {}
+
+    def get(name: str) -> Interrupted:
+        if name not in runs:
+            folder = tmp_path_factory.mktemp(f"interrupted-{name}")
+            runs[name] = interrupt_a_run(folder, *INTERRUPTS[name])
+        return runs[name]
+
+    return get
+
+
+@pytest.mark.parametrize("name", list(INTERRUPTS))
+def test_an_interrupted_run_stops_every_child_and_saves_the_finished_cells(
+    interrupted_run: Callable[[str], Interrupted], name: str
+) -> None:
+    run = interrupted_run(name)
+    assert run.status == 130, run.progress
+    assert any(app in line for line in run.children for app in SERVER_APPS), run.children
+    assert not run.leftovers, f"alive {CHILD_GONE_S:.0f} s after the signal: {run.leftovers}"
+    manifest = read_manifest(run.run_dir)
+    assert manifest["status"] == "interrupted"
+    statuses = [c["status"] for c in manifest["cells"]]
+    finished = ["ok"] if INTERRUPTS[name][1] == "cell" else []
+    assert statuses == finished + ["interrupted"] * (4 - len(finished)), statuses
+    rows = read_summary(run.run_dir)
+    assert [r["status"] for r in rows.values()] == statuses
+    assert (run.run_dir / "report.md").is_file()
+    assert "Traceback" not in run.progress, run.progress
+    assert f"--resume {run.run_dir}" in run.progress
+    done = harness("report", str(run.run_dir))
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("module", "what"),
+    [(harness_servers, "target server"), (harness_runner, "locust")],
+    ids=["server", "generator"],
+)
+def test_an_interrupt_just_as_a_child_starts_still_ends_that_child(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    restore_signals: None,
+    module: Any,
+    what: str,
+) -> None:
+    """Ctrl-C can land on any bytecode: here, as start_process returns (its files closing).
+
+    The signal handler raises KeyboardInterrupt wherever the main thread is; simulated
+    deterministically by raising it right after the child was started.
+    """
+    real = harness_servers.start_process
+    started: list[subprocess.Popen[bytes]] = []
+
+    def interrupted_start(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        proc = real(*args, **kwargs)
+        started.append(proc)
+        raise KeyboardInterrupt  # as if Ctrl-C arrived before the caller got `proc`
+
+    monkeypatch.setattr(module, "start_process", interrupted_start)
+    run_dir = tmp_path / "run"
+    try:
+        status = main(
+            ["run", "--scenarios", "health", "--targets", "fastapi-uvicorn", "--users", "2",
+             "--duration", "10", *QUICK, "--out", str(run_dir)]
+        )  # fmt: skip
+        assert status == 130, capsys.readouterr().err
+        assert len(started) == 1
+        assert read_manifest(run_dir)["status"] == "interrupted"
+        left_running = False
+        try:
+            started[0].wait(timeout=CHILD_GONE_S)
+        except subprocess.TimeoutExpired:
+            left_running = True
+        assert not left_running, f"the {what} started just before Ctrl-C was left running"
+    finally:
+        for proc in started:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+
+# ---- 4. resume -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def interrupted_copy(
+    interrupted_run: Callable[[str], Interrupted], tmp_path: Path
+) -> tuple[Path, Path]:
+    """A copy of the run interrupted by SIGINT in its second cell, and its scenario folder."""
+    original = interrupted_run("SIGINT")
+    run_dir = tmp_path / "run"
+    shutil.copytree(original.run_dir, run_dir)  # copy2: modification times are kept
+    return run_dir, original.scenarios
+
+
+def test_resume_runs_only_the_unfinished_cells(interrupted_copy: tuple[Path, Path]) -> None:
+    run_dir, scenarios = interrupted_copy
+    before = read_manifest(run_dir)["cells"]
+    ok = [c["cell_id"] for c in before if c["status"] == "ok"]
+    todo = [c["cell_id"] for c in before if c["status"] != "ok"]
+    assert len(ok) == 1 and len(todo) == 3
+    mtimes = {cid: (run_dir / "raw" / cid / "latency.json").stat().st_mtime_ns for cid in ok}
+    done = harness("run", "--resume", str(run_dir), scenarios=scenarios)
+    assert done.returncode == 0, done.stderr
+    assert "3 of 4 cells to run" in done.stderr
+    manifest = read_manifest(run_dir)
+    assert manifest["status"] == "complete"
+    assert [c["status"] for c in manifest["cells"]] == ["ok"] * 4
+    assert len(manifest["resumed"]) == 1 and manifest["resumed"][0]["cells"] == 3
+    for cell_id in ok:
+        assert (run_dir / "raw" / cell_id / "latency.json").stat().st_mtime_ns == mtimes[cell_id]
+    for cell_id in todo:
+        assert read_latency(run_dir, cell_id)["complete"]
+    assert {r["status"] for r in read_summary(run_dir).values()} == {"ok"}
+    assert not (run_dir / ".lock").exists()
+
+
+@pytest.mark.parametrize(
+    "extra", [["--users", "3"], ["--duration", "5"], ["--no-verify"]], ids=lambda a: a[0]
+)
+def test_resume_refuses_new_options(interrupted_copy: tuple[Path, Path], extra: list[str]) -> None:
+    run_dir, scenarios = interrupted_copy
+    before = folder_state(run_dir)
+    done = harness("run", "--resume", str(run_dir), *extra, scenarios=scenarios)
+    assert extra[0] in one_line_error(done)
+    assert folder_state(run_dir) == before
+
+
+@pytest.mark.parametrize(
+    "extra", [["--profile", "smoke"], ["--arrivals", "fixed"]], ids=lambda a: a[0]
+)
+def test_resume_refuses_a_profile_or_arrivals_given_on_the_command_line(
+    interrupted_copy: tuple[Path, Path], extra: list[str]
+) -> None:
+    # Both options have defaults, so cmd_run cannot tell them from "not given" and lets
+    # them through: the run resumes with its recorded values, the given one is ignored.
+    # The lock held here keeps that resume from running cells: refused either way, but
+    # only the option check names the option.
+    run_dir, scenarios = interrupted_copy
+    before = folder_state(run_dir)
+    with RunLock(run_dir):
+        done = harness("run", "--resume", str(run_dir), *extra, scenarios=scenarios)
+    assert extra[0] in one_line_error(done)
+    assert folder_state(run_dir) == before
+
+
+def test_resume_refuses_a_changed_scenario_file(
+    interrupted_copy: tuple[Path, Path], tmp_path: Path
+) -> None:
+    run_dir, original_scenarios = interrupted_copy
+    scenarios = tmp_path / "scenarios"
+    shutil.copytree(original_scenarios, scenarios)
+    changed = scenarios / "io.py"
+    changed.write_text(IO_SCENARIO.replace("ms=50", "ms=60"))
+    before = folder_state(run_dir)
+    done = harness("run", "--resume", str(run_dir), scenarios=scenarios)
+    line = one_line_error(done)
+    assert str(changed) in line and "changed" in line
+    assert folder_state(run_dir) == before  # nothing ran, nothing was cleared
+
+
+def test_resume_refuses_a_folder_another_run_is_writing(
+    interrupted_copy: tuple[Path, Path],
+) -> None:
+    run_dir, scenarios = interrupted_copy
+    before = folder_state(run_dir)
+    with RunLock(run_dir):
+        done = harness("run", "--resume", str(run_dir), scenarios=scenarios)
+    line = one_line_error(done)
+    assert str(run_dir) in line and "another gatebench run" in line
+    assert folder_state(run_dir) == before
+
+
+# ---- 5. two runs at once ---------------------------------------------------------------------
+
+
+def one_cell(out: Path) -> list[str]:
+    return ["run", "--scenarios", "health", "--targets", "fastapi-uvicorn", "--users", "2",
+            "--duration", "2", *QUICK, "--out", str(out)]  # fmt: skip
+
+
+def test_two_runs_at_once_into_different_folders_both_succeed(tmp_path: Path) -> None:
+    outs = [tmp_path / "a", tmp_path / "b"]
+    with (
+        background(one_cell(outs[0]), tmp_path / "la") as a,
+        background(one_cell(outs[1]), tmp_path / "lb") as b,
+    ):
+        statuses = [a.wait(timeout=120), b.wait(timeout=120)]
+    assert statuses == [0, 0], [stderr_of(tmp_path / n) for n in ("la", "lb")]
+    hosts, windows = [], []
+    for out in outs:
+        (cell,) = cell_dirs(out)
+        argv = json.loads((cell / "locust.argv.json").read_text())
+        hosts.append(argv[argv.index("--host") + 1])
+        latency = read_latency(out, cell.name)
+        windows.append((latency["window_start"], latency["window_end"]))
+    assert all(h.startswith("http://127.0.0.1:") for h in hosts), hosts
+    (start_a, end_a), (start_b, end_b) = windows
+    if start_a < end_b and start_b < end_a:  # measured at the same time: two servers, two ports
+        assert hosts[0] != hosts[1]
+
+
+def test_two_runs_at_once_into_the_same_folder_one_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "same"
+    with (
+        background(one_cell(out), tmp_path / "la") as a,
+        background(one_cell(out), tmp_path / "lb") as b,
+    ):
+        statuses = [a.wait(timeout=120), b.wait(timeout=120)]
+    errors = [stderr_of(tmp_path / n) for n in ("la", "lb")]
+    assert sorted(statuses) == [0, 2], errors
+    refused = errors[statuses.index(2)]
+    assert "Traceback" not in refused and len(refused.strip().splitlines()) == 1, refused
+    assert str(out) in refused and "cells" not in refused
+    manifest = read_manifest(out)
+    assert manifest["status"] == "complete" and len(manifest["cells"]) == 1
+    assert len(cell_dirs(out)) == 1
+
+
+def test_a_folder_locked_by_another_run_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "locked"
+    out.mkdir()
+    with RunLock(out):
+        done = harness(*one_cell(out))
+    line = one_line_error(done)
+    assert str(out) in line and "another gatebench run" in line
+    assert not (out / "manifest.json").exists()
+
+
+def test_out_on_a_folder_holding_a_run_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "old"
+    out.mkdir()
+    (out / "manifest.json").write_text('{"status": "complete"}\n')
+    line = one_line_error(harness(*one_cell(out)))
+    assert str(out) in line and "manifest.json" in line
+    assert (out / "manifest.json").read_text() == '{"status": "complete"}\n'
+    assert not (out / "raw").exists()
+
+
+# ---- 6. broken scenario files ------------------------------------------------------------------
+
+USER = (
+    "class U(FastHttpUser):\n{host}    @task\n    def t(self) -> None:\n"
+    '        self.client.get("/health")\n'
+)
+HEADER = '"""A broken scenario."""\n\nfrom locust import FastHttpUser, task\n\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (HEADER + "def oops(:\n", "syntax error"),
+        (HEADER + "x = 1\n", "no locust User class"),
+        (HEADER + 'settings = {"users": [0]}\n\n' + USER.format(host=""), "users"),
+        (HEADER + USER.format(host='    host = "http://example.com"\n'), "hard-codes a host"),
+    ],
+    ids=["syntax-error", "no-user-class", "users-0", "hard-coded-host"],
+)
+def test_a_broken_scenario_file_is_refused_before_anything_runs(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    scenarios = scenario_folder(tmp_path / "scenarios", broken=text)
+    out = tmp_path / "run"
+    done = harness(
+        "run", "--scenarios", "broken", "--targets", "fastapi-uvicorn", "--duration", "1",
+        *QUICK, "--out", str(out), scenarios=scenarios,
+    )  # fmt: skip
+    line = one_line_error(done)
+    assert str(scenarios / "broken.py") in line and problem in line, line
+    assert not out.exists()
+
+
+# ---- 7. bad option values (the rest is in test_e2e.py) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--rates", "0"),
+        ("--rates", "abc"),
+        ("--arrivals", "weird"),
+        ("--stall-at", "-1"),
+        ("--server-cpus", "99"),
+        ("--trials", "2,3"),
+    ],
+)
+def test_a_bad_option_value_is_one_line_and_exit_2(tmp_path: Path, option: str, value: str) -> None:
+    out = tmp_path / "run"
+    done = harness(
+        "run", "--scenarios", "health", "--targets", "fastapi-uvicorn", "--users", "1",
+        "--duration", "1", *QUICK, "--out", str(out), option, value,
+    )  # fmt: skip
+    assert option in one_line_error(done)
+    assert not out.exists()
+
+
+# ---- 8. a target that answers errors or too slowly -----------------------------------------------
+
+ERRORS_SCENARIO = '''\
+"""Every other request is refused (422); the rest wait 10 ms."""
+
+from locust import FastHttpUser, constant, task
+
+settings = {"service_time_ms": 10}
+
+
+class HalfErrorsUser(FastHttpUser):
+    wait_time = constant(0)
+    turn = 0
+
+    @task
+    def mixed(self) -> None:
+        self.turn += 1
+        if self.turn % 2:
+            self.client.get("/io?ms=-1", name="/io?ms=-1")
+        else:
+            self.client.get("/io?ms=10", name="/io?ms=10")
+'''
+
+TIMEOUTS_SCENARIO = '''\
+"""Every request times out: the server takes 2 s, the client waits 0.5 s."""
+
+from locust import FastHttpUser, constant, task
+
+
+class TimeoutUser(FastHttpUser):
+    wait_time = constant(0)
+    network_timeout = 0.5
+
+    @task
+    def slow(self) -> None:
+        self.client.get("/stall?ms=2000", name="/stall?ms=2000")
+'''
+
+
+def error_rate_flag(row: dict[str, str]) -> str:
+    """The flag a cell with this summary row's error rate gets (above 5%)."""
+    return f"error rate {round(float(row['error_rate']) * 100, 1):g}% > 5%"
+
+
+def test_errors_and_timeouts_under_load_are_counted_by_kind_and_flagged(tmp_path: Path) -> None:
+    scenarios = scenario_folder(
+        tmp_path / "scenarios", errors=ERRORS_SCENARIO, timeouts=TIMEOUTS_SCENARIO
+    )
+    run_dir = tmp_path / "run"
+    done = harness(
+        "run", "--scenarios", "errors,timeouts", "--targets", "fastapi-uvicorn",
+        "--users", "2", "--duration", "2", "--no-verify", "--no-calibrate", "--warmup", "0.5",
+        "--out", str(run_dir), scenarios=scenarios,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr  # errors from the target are data, not a crash
+    rows = read_summary(run_dir)
+    report = (run_dir / "report.md").read_text()
+
+    errors_id = "errors__fastapi-uvicorn__u2__t1"
+    latency = read_latency(run_dir, errors_id)
+    assert latency["failures_by_kind"] == {"HTTP 422": latency["failures"]}
+    requests = latency["successes"] + latency["failures"]
+    by_name = latency["by_name"]
+    assert by_name["GET /io?ms=-1"]["successes"] == 0
+    assert by_name["GET /io?ms=10"]["failures"] == 0
+    row = rows[errors_id]
+    assert row["status"] == "ok"
+    assert int(row["requests"]) == requests and int(row["failures"]) == latency["failures"]
+    assert float(row["error_rate"]) == pytest.approx(latency["failures"] / requests)
+    assert abs(float(row["error_rate"]) - 0.5) < 0.05
+    # p50 comes from the successful /io?ms=10 requests only; the fast 422s would pull it
+    # towards 0 if they were mixed in.
+    assert float(row["p50_ms"]) >= 10.0
+    assert error_rate_flag(row) in row["flags"]
+
+    timeouts_id = "timeouts__fastapi-uvicorn__u2__t1"
+    latency = read_latency(run_dir, timeouts_id)
+    assert latency["successes"] == 0 and latency["failures"] > 0
+    kinds = latency["failures_by_kind"]
+    assert kinds and not any(kind.startswith("HTTP") for kind in kinds), kinds
+    row = rows[timeouts_id]
+    assert float(row["error_rate"]) == 1.0 and row["p50_ms"] == ""
+    assert error_rate_flag(row) == "error rate 100% > 5%" and row["flags"].endswith("> 5%")
+
+    for cell_id in (errors_id, timeouts_id):
+        assert cell_id in report  # listed among the cells with errors
+        assert error_rate_flag(rows[cell_id]) in report  # and flagged in its scenario's table
+
+
+# ---- 9. the harness killed outright -------------------------------------------------------------
+
+
+def test_a_harness_killed_outright_leaves_a_readable_folder(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    second = "health__fastapi-uvicorn__u3__t1"
+    args = ["run", "--scenarios", "health", "--targets", "fastapi-uvicorn", "--users", "2,3",
+            "--duration", "3", *QUICK, "--out", str(run_dir)]  # fmt: skip
+    children: list[psutil.Process] = []
+    try:
+        with background(args, tmp_path / "logs") as proc:
+            wait_for(
+                lambda: (run_dir / "raw" / second / "window.json").exists(), "cell 2", 60, proc
+            )
+            children = descendants(proc.pid)
+            proc.kill()  # SIGKILL: no handler runs, nothing is cleaned up
+            assert proc.wait(timeout=10) == -signal.SIGKILL
+        # Children live in their own sessions and nobody stops them: the server is orphaned.
+        orphans = alive(children)
+        assert any(app in cmdline(p) for p in orphans for app in SERVER_APPS), [
+            cmdline(p) for p in children
+        ]
+    finally:
+        kill_all(alive(children))  # what SIGKILL skipped; the conftest guard checks this
+    assert not alive(children)
+    manifest = read_manifest(run_dir)  # written atomically: always whole
+    assert manifest["status"] == "running" and manifest["finished_at"] is None
+    assert manifest["cells"][0]["status"] == "ok"
+    done = harness("report", str(run_dir))
+    assert done.returncode == 0, done.stderr
+    assert (run_dir / "report.md").is_file()
+
+
+# ---- 10. the load generator crashes -----------------------------------------------------------
+
+CRASH_SCENARIO = '''\
+"""Its users kill their own locust process as they start."""
+
+import os
+
+from locust import FastHttpUser, constant, task
+
+
+class CrashUser(FastHttpUser):
+    wait_time = constant(0)
+
+    def on_start(self) -> None:
+        os._exit(3)
+
+    @task
+    def health(self) -> None:
+        self.client.get("/health")
+'''
+
+
+def test_a_crashing_load_generator_fails_the_cell_naming_its_stderr(tmp_path: Path) -> None:
+    scenarios = scenario_folder(tmp_path / "scenarios", crash=CRASH_SCENARIO)
+    run_dir = tmp_path / "run"
+    done = harness(
+        "run", "--scenarios", "crash", "--targets", "fastapi-uvicorn", "--users", "2",
+        "--duration", "1", *QUICK, "--out", str(run_dir), scenarios=scenarios,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    (cell,) = read_manifest(run_dir)["cells"]
+    stderr_file = run_dir / "raw" / cell["cell_id"] / "locust.stderr.txt"
+    assert cell["status"] == "failed"
+    assert "status 3" in cell["error"] and str(stderr_file) in cell["error"], cell["error"]
+    assert stderr_file.is_file()
+    assert read_summary(run_dir)[cell["cell_id"]]["status"] == "failed"
+
+
+# ---- security: loopback only, no shell ---------------------------------------------------------
+
+
+def test_serve_binds_loopback_and_stops_its_server_on_ctrl_c(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "serve", "fastapi-uvicorn"],
+        cwd=tmp_path,  # its log goes to ./results/
+        env=harness_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    children: list[psutil.Process] = []
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        assert ready, "serve printed nothing within 60 s"
+        line = proc.stdout.readline()
+        url = line.split(" ready at ", 1)[1].split()[0]
+        assert url.startswith("http://127.0.0.1:"), line
+        with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+            assert response.status == 200
+        children = descendants(proc.pid)
+        assert any("targets.fastapi_app:app" in cmdline(p) for p in children)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+        _, left = psutil.wait_procs(children, timeout=CHILD_GONE_S)
+        assert not alive(left), [cmdline(p) for p in left]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        kill_all(alive(children))
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_serve_stopped_while_its_server_starts_stops_the_server(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "serve", "fastapi-uvicorn"],
+        cwd=tmp_path,
+        env=harness_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    server: list[psutil.Process] = []
+    try:
+
+        def started() -> list[psutil.Process]:
+            return [p for p in descendants(proc.pid) if "targets.fastapi_app:app" in cmdline(p)]
+
+        server = wait_for(started, "the server process", 60, proc, interval=0.01)
+        for child in server:  # held before it can answer: the harness is waiting for it
+            child.suspend()
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+        for child in alive(server):
+            child.resume()
+        _, left = psutil.wait_procs(server, timeout=CHILD_GONE_S)
+        assert proc.stdout is not None and proc.stdout.read() == ""  # it never was ready
+        assert not alive(left), f"SIGTERM during start-up left {[cmdline(p) for p in left]}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        kill_all(alive(server))
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+@pytest.mark.parametrize("name", list(TARGETS))
+def test_target_commands_are_argument_lists_without_a_shell(name: str) -> None:
+    argv = TARGETS[name].command("127.0.0.1", 8123)
+    assert isinstance(argv, list) and all(isinstance(a, str) for a in argv)
+    assert argv[0] == sys.executable and argv[1] == "-m"
+    shells = {"sh", "bash", "dash", "zsh", "cmd", "cmd.exe", "powershell"}
+    assert not any(Path(a).name in shells for a in argv) and "-c" not in argv
+    assert "127.0.0.1" in " ".join(argv) and "0.0.0.0" not in " ".join(argv)
+
+
+def test_no_subprocess_in_the_harness_uses_a_shell() -> None:
+    for path in [*(PROJECT / "harness").glob("*.py"), *(PROJECT / "targets").glob("*.py")]:
+        text = path.read_text()
+        assert "shell=True" not in text and "os.system(" not in text, path
