@@ -63,9 +63,20 @@ GENERATOR_LABEL = "generator-bound: measures the load generator"
 
 
 def target_colours(target_names: list[str]) -> dict[str, Colour]:
-    """One colour per target, stable for a given set of names (sorted before assigning)."""
-    palette = plt.get_cmap("tab10")
-    return {name: palette(index % 10) for index, name in enumerate(sorted(target_names))}
+    """One colour per target, stable for a given set of names (sorted before assigning).
+
+    Up to 10 targets get tab10; more get tab20 and then, past 20, the distinct colours of
+    a continuous map, so no two targets of a run share a colour.
+    """
+    names = sorted(target_names)
+    if len(names) <= 10:
+        palette = plt.get_cmap("tab10")
+        return {name: palette(index) for index, name in enumerate(names)}
+    if len(names) <= 20:
+        palette = plt.get_cmap("tab20")
+        return {name: palette(index) for index, name in enumerate(names)}
+    palette = plt.get_cmap("turbo")
+    return {name: palette(index / (len(names) - 1)) for index, name in enumerate(names)}
 
 
 def load_words(axis: LoadAxis, value: float) -> str:
@@ -283,13 +294,14 @@ def title(results: Results, scenario: str, what: str, note: str = "") -> str:
     return f"{scenario}: {what}\n{second}" if second else f"{scenario}: {what}"
 
 
-def save(fig: Figure, path: Path) -> Path:
+def save(fig: Figure, path: Path, tight_bbox: bool = False) -> Path:
     """Write the figure as PNG atomically (temporary file, then rename) and close it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png.tmp", dir=path.parent)
     os.close(fd)
     try:
-        fig.savefig(tmp, format="png", dpi=DPI)
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight" if tight_bbox else None)
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; charts are meant to be shared
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -11,7 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.artist import Artist
+from matplotlib.colors import TwoSlopeNorm
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
@@ -21,6 +23,7 @@ from harness.charts_data import RatioSet, asgi_wsgi_ratios
 from harness.results import Results
 
 HATCHES = ("", "//", "..", "xx", "\\\\")
+MAX_BAR_PAIRS = 8  # more ASGI/WSGI pairs than this read better as a heatmap
 MAX_SKIPPED_NAMED = 3  # the subtitle names this many left-out cells, then counts the rest
 
 
@@ -63,6 +66,8 @@ def ratio_chart(results: Results, colours: dict[str, Colour], path: Path) -> Pat
     if not sets:
         return None
     pairs = sorted({(r.asgi, r.wsgi) for s in sets for r in s.ratios})
+    if len(pairs) > MAX_BAR_PAIRS:
+        return _heatmap_chart(sets, every, path)
     asgi_names = sorted({asgi for asgi, _ in pairs})
     width = min(0.8 / len(pairs), 0.3)  # a lone pair still looks like a bar, not a wall
     fig, ax = plt.subplots(figsize=(max(8.0, 1.2 + 1.1 * len(sets) * max(1, len(pairs) / 2)), 5.0))
@@ -105,3 +110,34 @@ def ratio_chart(results: Results, colours: dict[str, Colour], path: Path) -> Pat
     ax.set_title(f"{title}\n{note}", fontsize=common.TITLE_SIZE)
     fig.tight_layout()
     return common.save(fig, path)
+
+
+def _heatmap_chart(sets: list[RatioSet], every: list[RatioSet], path: Path) -> Path:
+    """Many targets: one heatmap per scenario, ASGI targets as rows, WSGI targets as columns."""
+    fig, axes = plt.subplots(1, len(sets), figsize=(max(8.0, 5.5 * len(sets)), 6.5), squeeze=False)
+    norm = TwoSlopeNorm(vmin=-2.0, vcenter=0.0, vmax=2.0)  # log10 of the ratio: 1/100 .. 100
+    image = None
+    for ax, ratio_set in zip(axes[0], sets, strict=True):
+        asgi = sorted({r.asgi for r in ratio_set.ratios})
+        wsgi = sorted({r.wsgi for r in ratio_set.ratios})
+        grid = np.full((len(asgi), len(wsgi)), np.nan)
+        for ratio in ratio_set.ratios:
+            grid[asgi.index(ratio.asgi), wsgi.index(ratio.wsgi)] = ratio.ratio
+        shown = np.log10(np.clip(grid, 1e-2, 1e2))
+        image = ax.imshow(shown, cmap="RdBu", norm=norm, aspect="auto")
+        for (row, column), value in np.ndenumerate(grid):
+            if not np.isnan(value):
+                ax.text(column, row, ratio_label(value), ha="center", va="center", fontsize=7)
+        ax.set_xticks(range(len(wsgi)), wsgi, rotation=35, ha="right", fontsize=8)
+        first = ax is axes[0][0]
+        ax.set_yticks(range(len(asgi)), asgi if first else [""] * len(asgi), fontsize=8)
+        ax.set_title(_group_label(ratio_set).replace("\n", " "), fontsize=common.TITLE_SIZE)
+        ax.set_xlabel("WSGI target")
+    axes[0][0].set_ylabel("ASGI target")
+    if image is not None:
+        bar = fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8)
+        bar.set_ticks([-2, -1, 0, 1, 2], labels=["1/100", "1/10", "1", "10", "100"])
+        bar.set_label("ASGI requests/s ÷ WSGI requests/s (blue: ASGI served more)")
+    title = "ASGI vs WSGI: throughput ratio of every pair (above 1: ASGI served more)"
+    fig.suptitle(f"{title}\n{_skipped_note(every)}", fontsize=common.TITLE_SIZE)
+    return common.save(fig, path, tight_bbox=True)  # long target names on both axes

@@ -9,6 +9,9 @@ orchestrator never imports this module. It
   and closes it ``--gatebench-duration`` seconds later: requests that complete outside the
   window are not counted, so warm-up never reaches a figure;
 - counts failures apart, by kind, and never mixes them into latency;
+- counts requests named ``connect`` (long-lived connections, ``harness.protocol_users``)
+  over the whole cell, warm-up included, since users connect while they spawn: ``connects``,
+  ``connect_failures``; and notes when load started (``load_started_at``, epoch seconds);
 - writes ``latency.json`` (see ``harness.schema.LATENCY_FILE``) and stops locust itself.
 """
 
@@ -52,6 +55,9 @@ class Recorder:
         self.per_second: dict[int, list[int]] = {}
         self.log: list[tuple[float, int]] | None = None
         self.written = False
+        self.connects = 0  # "connect" requests over the whole cell, not just the window
+        self.connect_failures = 0
+        self.load_started_at: float | None = None
 
     def open_window(self, now: float) -> None:
         self.window_start = now + self.warmup_s
@@ -106,6 +112,9 @@ class Recorder:
             "histogram": _encode(self.histogram),
             "histogram_uncorrected": _encode(self.uncorrected),
             "per_second": [[s, *self.per_second[s]] for s in sorted(self.per_second)],
+            "connects": self.connects,
+            "connect_failures": self.connect_failures,
+            "load_started_at": self.load_started_at,
             "by_name": {
                 name: {
                     "successes": e["successes"],
@@ -215,7 +224,18 @@ def _on_request(
     intended = intended_start.pop(gevent.getcurrent(), None)
     corrected = None if intended is None else (now - intended) * 1000
     kind = failure_kind(exception, response)
+    if name == "connect":
+        if kind is None:
+            _recorder.connects += 1
+        else:
+            _recorder.connect_failures += 1
     _recorder.record(now, f"{request_type} {name}", response_time, kind, corrected)
+
+
+@events.test_start.add_listener
+def _on_test_start(**_: Any) -> None:
+    if _recorder is not None and _recorder.load_started_at is None:
+        _recorder.load_started_at = time.time()
 
 
 @events.spawning_complete.add_listener

@@ -61,6 +61,11 @@ def probe_file(path: str, index: int) -> dict[str, Any]:
                 report["hosts"].append(f"{name}.host = {value.host!r}")
             if not value.tasks:
                 report["error"] = f"user class {name} has no tasks"
+            elif getattr(value, "holds_connection", False):
+                report["open_problem"] = (
+                    f"user class {name} holds one long-lived connection per user; "
+                    "open-model load (--rates) launches short requests: use --users"
+                )
             elif any(isinstance(item, type) for item in value.tasks):
                 # Open-model load calls plain task methods; a TaskSet runs its own loop.
                 report["open_problem"] = (

@@ -8,7 +8,9 @@ the measurement window.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import math
 import threading
 import time
 from pathlib import Path
@@ -24,6 +26,14 @@ class TreeProbe:
     def __init__(self, root_pid: int) -> None:
         self.root_pid = root_pid
         self.known: dict[int, psutil.Process] = {}
+
+    def rss_mb(self) -> float | None:
+        """Resident memory of the tree now, in MB; None if the root is gone."""
+        total = 0
+        for proc in self.known.values():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += proc.memory_info().rss
+        return total / 1e6 if self.known else None
 
     def sample(self) -> tuple[float, float, int] | None:
         """(cpu_pct, rss_mb, processes) since the previous call, or None if the root is gone."""
@@ -67,8 +77,12 @@ class Sampler:
         self.rows: list[tuple[float, str, float, float, int]] = []
 
     def __enter__(self) -> Sampler:
-        for probe in self.probes.values():
-            probe.sample()  # baseline
+        now = time.time()
+        for role, probe in self.probes.items():
+            probe.sample()  # CPU baseline: the first reading of a process says nothing
+            rss = probe.rss_mb()
+            if rss is not None:  # memory before the load: per-connection figures need it
+                self.rows.append((now, role, math.nan, rss, len(probe.known)))
         self._thread.start()
         return self
 
@@ -91,4 +105,5 @@ class Sampler:
             writer = csv.writer(handle)
             writer.writerow(["t", "role", "cpu_pct", "rss_mb", "procs"])
             for t, role, cpu, rss, procs in self.rows:
-                writer.writerow([f"{t:.3f}", role, f"{cpu:.1f}", f"{rss:.1f}", procs])
+                cpu_text = "" if math.isnan(cpu) else f"{cpu:.1f}"
+                writer.writerow([f"{t:.3f}", role, cpu_text, f"{rss:.1f}", procs])

@@ -69,6 +69,14 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "unstable",  # rps_cv above the threshold of harness.summary
     "stall_at_s",  # an injected server stall: seconds after the window opened (raw stall.json)
     "stall_for_s",
+    # long-lived connections (harness.protocol_users): SSE and WebSocket cells
+    "protocol",  # "http", "sse" or "ws" (from the request types in latency.json by_name)
+    "connections_requested",  # sse/ws: users, one connection each
+    "connections_established",  # sse/ws: successful connects over the whole cell
+    "rss_per_connection_kb",  # sse/ws: (server RSS peak - RSS before load) / established
+    "message_p50_ms",  # sse/ws: per-message delivery latency (receive - server's sent)
+    "message_p99_ms",
+    "messages_per_s",  # sse/ws: messages received in the window / window seconds
 )
 
 MANIFEST_FILE = "manifest.json"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -41,16 +42,19 @@ def free_port(host: str = HOST) -> int:
         return port
 
 
-def pinned(cpus: Sequence[int] | None) -> Callable[[], None] | None:
-    """A preexec function that pins the child (and all it forks) to ``cpus``."""
-    if not cpus:
-        return None
-    chosen = set(cpus)
+def pinned(cpus: Sequence[int] | None) -> Callable[[], None]:
+    """A preexec function: pin the child (and all it forks) to ``cpus``, and let it open as
+    many files as the system allows (thousands of held connections need a descriptor each)."""
+    chosen = set(cpus) if cpus else None
 
-    def pin() -> None:
-        os.sched_setaffinity(0, chosen)
+    def prepare() -> None:
+        if chosen:
+            os.sched_setaffinity(0, chosen)
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
-    return pin
+    return prepare
 
 
 def start_process(

@@ -39,6 +39,8 @@ INT_COLUMNS = (
     "late_starts",
     "dropped",
     "trials",
+    "connections_requested",
+    "connections_established",
 )
 BOOL_COLUMNS = ("generator_bound", "unstable")
 TEXT_COLUMNS = (
@@ -51,6 +53,7 @@ TEXT_COLUMNS = (
     "status",
     "cell_id",
     "flags",
+    "protocol",
 )
 FLOAT_COLUMNS = tuple(
     c for c in schema.SUMMARY_COLUMNS if c not in (*INT_COLUMNS, *BOOL_COLUMNS, *TEXT_COLUMNS)
@@ -260,6 +263,65 @@ def _open_figures(latency: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# request_type prefix of latency.json by_name keys -> protocol (harness.protocol_users).
+PROTOCOLS = {"SSE": "sse", "WS": "ws"}
+HTTP_PROTOCOL = "http"
+
+
+def cell_protocol(latency: dict[str, Any]) -> str:
+    """The cell's protocol: "sse" or "ws" when it recorded those request types, else "http"."""
+    by_name = latency.get("by_name")
+    for name in by_name if isinstance(by_name, dict) else ():
+        protocol = PROTOCOLS.get(str(name).split(" ", 1)[0])
+        if protocol is not None:
+            return protocol
+    return HTTP_PROTOCOL
+
+
+def _baseline_rss_mb(resources: pd.DataFrame | None, latency: dict[str, Any]) -> float | None:
+    """The server's lowest RSS sampled before locust started its users, if any was."""
+    started = _number(latency.get("load_started_at"))
+    if resources is None or started is None:
+        return None
+    before = resources[(resources["role"] == "server") & (resources["t"] <= started)]
+    return _number(before["rss_mb"].min()) if len(before) else None
+
+
+def _protocol_figures(
+    latency: dict[str, Any],
+    resources: pd.DataFrame | None,
+    users: float | None,
+    server_rss_mb: float | None,
+) -> dict[str, Any]:
+    """Long-lived connection figures of an SSE or WebSocket cell (see SUMMARY_COLUMNS)."""
+    protocol = cell_protocol(latency)
+    if protocol == HTTP_PROTOCOL:
+        return {"protocol": protocol}
+    prefix = next(k for k, v in PROTOCOLS.items() if v == protocol)
+    unit = str(latency.get("unit", "us"))
+    entry = (latency.get("by_name") or {}).get(f"{prefix} message") or {}
+    try:
+        stats = latency_stats(entry.get("histogram"), unit)
+    except ValueError:
+        stats = LatencyStats.empty()
+    established = _number(latency.get("connects"))
+    baseline = _baseline_rss_mb(resources, latency)
+    grown_kb = (
+        None if server_rss_mb is None or baseline is None else (server_rss_mb - baseline) * 1000
+    )
+    return {
+        "protocol": protocol,
+        "connections_requested": users,
+        "connections_established": established,
+        "rss_per_connection_kb": _ratio(grown_kb, established),
+        "message_p50_ms": stats.p50_ms,
+        "message_p99_ms": stats.p99_ms,
+        "messages_per_s": _ratio(
+            _number(entry.get("successes")), _number(latency.get("duration_s"))
+        ),
+    }
+
+
 def _stall_figures(stall: dict[str, Any] | None, latency: dict[str, Any]) -> dict[str, Any]:
     """When an injected stall began, in seconds after the measurement window opened."""
     if stall is None:
@@ -358,7 +420,9 @@ def summary_row(
         if figures["duration_s"] is None:
             figures["duration_s"] = row["duration_s"]
         row.update(figures)
-        row.update(_window_figures(read_resources(run_dir, cell_id), latency))
+        resources = read_resources(run_dir, cell_id)
+        row.update(_window_figures(resources, latency))
+        row.update(_protocol_figures(latency, resources, users, row["server_rss_mb"]))
         row.update(_stall_figures(read_stall(run_dir, cell_id), latency))
         row["efficiency"] = _ratio(row["rps"], bound)
         row["generator_bound"], flags = cell_flags(row)

@@ -10,14 +10,15 @@ bodies never come into play. Serve it with ``uvicorn targets.fastapi_app:app``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
-from fastapi import FastAPI, Request, Response
+from fastapi import BackgroundTasks, FastAPI, Request, Response, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import StreamingResponse
 from starlette.exceptions import HTTPException
 
-from targets import common
+from targets import common, streams
 
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
@@ -74,6 +75,64 @@ async def echo(request: Request) -> Response:
     return send(common.echo(bytes(body)))
 
 
+# --- long-lived routes (targets.streams): not in common.ROUTES, only on this app and Flask's
+
+
+def stream_route(path: str) -> Callable[[Endpoint], Endpoint]:
+    return app.api_route(path, methods=list(streams.STREAM_ROUTES[path]))
+
+
+@stream_route("/sse")
+async def sse(request: Request) -> StreamingResponse:
+    schedule = streams.plan_sse(request.query_params)
+
+    async def events() -> AsyncIterator[bytes]:
+        if request.method == "HEAD":  # werkzeug sends no body and never runs the generator
+            return
+        for seq, wait_s in schedule.ticks():
+            await asyncio.sleep(wait_s)
+            yield streams.sse_event(seq, schedule.count)
+
+    return StreamingResponse(events(), 200, headers=streams.SSE_HEADERS)
+
+
+@app.websocket("/ws")
+async def ws(websocket: WebSocket) -> None:
+    """Echo or ticker (see ``targets.streams``); a connection holds only a coroutine."""
+    # Accepted first, then closed on a bad parameter: a close before accept would be an
+    # HTTP 403 without the reason, and flask-sock cannot refuse before accepting either.
+    await websocket.accept()
+    try:
+        schedule = streams.plan_ws(websocket.query_params)
+    except common.HttpError as error:
+        await websocket.close(streams.WS_POLICY_VIOLATION, streams.close_reason(error))
+        return
+    try:
+        if schedule is None:
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                if message.get("text") is not None:
+                    await websocket.send_text(message["text"])
+                elif message.get("bytes") is not None:
+                    await websocket.send_bytes(message["bytes"])
+        for seq, wait_s in schedule.ticks():
+            await asyncio.sleep(wait_s)
+            await websocket.send_text(streams.tick(seq))
+    except WebSocketDisconnect:
+        return
+    await websocket.close(streams.WS_NORMAL_CLOSURE)
+
+
+@stream_route("/background")
+async def background(request: Request, tasks: BackgroundTasks) -> Response:
+    """202 at once; the slow work is an ``asyncio.sleep`` run after the response is sent."""
+    wait = streams.plan_background(request.query_params)
+    tasks.add_task(asyncio.sleep, wait.sleep_s)
+    return send(wait.reply)
+
+
 @app.exception_handler(common.HttpError)
 async def refused(request: Request, error: common.HttpError) -> Response:
     return send(error.reply())
@@ -82,7 +141,7 @@ async def refused(request: Request, error: common.HttpError) -> Response:
 @app.exception_handler(HTTPException)
 async def framework_error(request: Request, error: HTTPException) -> Response:
     # 404 and 405 from routing.
-    return send(common.http_error(error.status_code, request.url.path).reply())
+    return send(streams.http_error(error.status_code, request.url.path).reply())
 
 
 @app.exception_handler(RequestValidationError)
