@@ -236,10 +236,10 @@ def spy_on_charts(monkeypatch: pytest.MonkeyPatch) -> dict[str, Drawn]:
     seen: dict[str, Drawn] = {}
     save = charts_common.save
 
-    def spy(fig: Figure, path: Path) -> Path:
+    def spy(fig: Figure, path: Path, tight_bbox: bool = False) -> Path:
         suptitle = fig.get_suptitle() if hasattr(fig, "get_suptitle") else ""
         seen[path.name] = Drawn([_drawn_axes(ax) for ax in fig.axes], suptitle)
-        return save(fig, path)
+        return save(fig, path, tight_bbox)
 
     monkeypatch.setattr(charts_common, "save", spy)
     return seen

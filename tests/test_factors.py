@@ -133,7 +133,7 @@ def spy_on_factor_charts(monkeypatch: pytest.MonkeyPatch) -> dict[str, FactorCha
     seen: dict[str, FactorChart] = {}
     save = charts_common.save
 
-    def spy(fig: Figure, path: Path) -> Path:
+    def spy(fig: Figure, path: Path, tight_bbox: bool = False) -> Path:
         if path.name.endswith("_factors.png"):
             ax = fig.axes[0]
             bars = [p for p in ax.patches if isinstance(p, Rectangle)]
@@ -152,7 +152,7 @@ def spy_on_factor_charts(monkeypatch: pytest.MonkeyPatch) -> dict[str, FactorCha
                 ],
                 legend=[t.get_text() for t in legend.get_texts()] if legend else [],
             )
-        return save(fig, path)
+        return save(fig, path, tight_bbox)
 
     monkeypatch.setattr(charts_common, "save", spy)
     return seen
