@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from harness import charts_common as common
-from harness import charts_detail, charts_overview, factors, schema
+from harness import charts_connections, charts_detail, charts_overview, factors, schema
 from harness.charts_common import (
     CI_LABEL,
     FIGSIZE,
@@ -228,6 +228,7 @@ def draw_charts(run_dir: Path | str) -> list[Path]:
         scenario_all = summary[summary["scenario"].eq(scenario).fillna(False)]
         stall = _stall_chart(results, scenario, scenario_all, colours)
         written += [stall] if stall else []
+    written += charts_connections.draw_connection_charts(results, colours)
     overview = charts_overview.ratio_chart(results, colours, overview_chart_path(run_dir))
     written += [overview] if overview else []
     return written

@@ -27,6 +27,7 @@ from harness.charts import (
     draw_charts,
     overview_chart_path,
 )
+from harness.charts_connections import connections_section
 from harness.charts_data import asgi_wsgi_ratios, comparison_level, scenario_rows, trusted
 from harness.factors import factors_section
 from harness.report_html import write_html
@@ -391,6 +392,7 @@ def render_report(results: Results) -> str:
     lines += generator_bound_section(results) + unstable_section(results)
     lines += measurement_section(results) + closed_vs_open_section(results)
     lines += stall_section(results) + verify_section(results)
+    lines += connections_section(results)
     for scenario in results.scenario_names:
         lines += _scenario_section(results, scenario)
     lines += _not_ok_section(results) + _warnings_section(results)
