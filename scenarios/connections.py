@@ -13,8 +13,8 @@ from locust import task
 from harness.protocol_users import WebSocketUser
 
 settings = {
-    "users": [100, 500, 1000, 2000],
-    "warmup": 5,  # users connect while they spawn; give the last ones time before the window
+    "users": [100, 1000, 2000],
+    "warmup": 4,  # users connect while they spawn; give the last ones time before the window
 }
 
 

@@ -10,6 +10,7 @@ from locust import FastHttpUser, constant, task
 
 settings = {
     "service_time_ms": 35,
+    "users": [10, 100, 200],
 }
 
 
