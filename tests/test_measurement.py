@@ -78,8 +78,8 @@ def test_a_stall_shows_in_open_load_and_hides_in_closed_load(tmp_path: Path) -> 
     assert closed["p99_ms"] < 150, closed["p99_ms"]
     # Open: 400 arrivals/s keep coming and queue behind the stall: p99 rises by about it.
     assert opened["p99_ms"] > 700, opened["p99_ms"]
-    # Timed from the actual send instead, the same open cell hides most of it.
-    assert opened["p99_uncorrected_ms"] < opened["p99_ms"]
+    # Timed from the actual send, never more: the requests were sent on time and then waited.
+    assert opened["p99_uncorrected_ms"] <= opened["p99_ms"]
     report = (run_dir / "report.md").read_text()
     assert "coordinated omission" in report.lower()
 
