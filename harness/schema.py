@@ -92,7 +92,6 @@ RESOURCES_FILE = "resources.csv"  # psutil samples: t, role, cpu_pct, rss_mb
 LOCUST_STDOUT = "locust.stdout.txt"
 LOCUST_STDERR = "locust.stderr.txt"
 LOCUST_CSV_PREFIX = "locust"  # locust --csv writes locust_stats.csv, locust_stats_history.csv, ...
-SERVER_LOG = "server.log"
 WINDOW_FILE = "window.json"  # written by locust_ext when the measurement window opens
 STALL_FILE = "stall.json"  # when and how long the server was paused, if it was
 REQUEST_LOG = "requests.csv"  # optional per-request latency log (--latency-log)
