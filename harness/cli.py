@@ -16,10 +16,10 @@ from pathlib import Path
 from types import FrameType
 
 from harness import schema
-from harness.cpus import choose_pinning
-from harness.plan import RunOptions, parse_override
-from harness.profiles import DEFAULT_PROFILE, PROFILES
-from harness.scenarios import discover
+from harness.run.cpus import choose_pinning
+from harness.run.plan import RunOptions, parse_override
+from harness.run.profiles import DEFAULT_PROFILE, PROFILES
+from harness.run.scenarios import discover
 from harness.schema import EXIT_FAILED_CELLS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from harness.units import (
     UsageError,
@@ -219,7 +219,7 @@ def _catch_interrupts() -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.session import resume_benchmark, run_benchmark
+    from harness.run.session import resume_benchmark, run_benchmark
 
     argv = ["python", "-m", "harness", *sys.argv[1:]]
     if args.resume is not None:
@@ -239,13 +239,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def build_outputs(run_dir: Path) -> None:
-    from harness.report import build_all
+    from harness.report.markdown import build_all
 
     build_all(run_dir)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from harness.verify import format_results, verify_targets
+    from harness.run.verify import format_results, verify_targets
 
     names = parse_name_list(args.targets, "--targets", list(TARGETS)) if args.targets else TARGETS
     pinning = choose_pinning()
@@ -256,7 +256,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from harness.servers import HOST, ServerError, free_port, start_process, stop_all, wait_ready
+    from harness.run.servers import (
+        HOST,
+        ServerError,
+        free_port,
+        start_process,
+        stop_all,
+        wait_ready,
+    )
 
     if args.target not in TARGETS:
         raise UsageError(f"unknown target {args.target!r}; choose from {', '.join(TARGETS)}")
@@ -286,7 +293,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from harness.compare import run_compare
+    from harness.report.compare import run_compare
 
     try:
         threshold = float(args.threshold)

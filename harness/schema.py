@@ -66,10 +66,10 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "p99_median_ms",
     "p99_ci_low_ms",
     "p99_ci_high_ms",
-    "unstable",  # rps_cv above the threshold of harness.summary
+    "unstable",  # rps_cv above the threshold of harness.results.summary
     "stall_at_s",  # an injected server stall: seconds after the window opened (raw stall.json)
     "stall_for_s",
-    # long-lived connections (harness.protocol_users): SSE and WebSocket cells
+    # long-lived connections (harness.loadgen.users): SSE and WebSocket cells
     "protocol",  # "http", "sse" or "ws" (from the request types in latency.json by_name)
     "connections_requested",  # sse/ws: users, one connection each
     "connections_established",  # sse/ws: successful connects over the whole cell
@@ -87,7 +87,7 @@ REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 
 # Files inside raw/<cell_id>/
-LATENCY_FILE = "latency.json"  # written by harness.locust_ext inside the locust process
+LATENCY_FILE = "latency.json"  # written by harness.loadgen.extension inside the locust process
 RESOURCES_FILE = "resources.csv"  # psutil samples: t, role, cpu_pct, rss_mb
 LOCUST_STDOUT = "locust.stdout.txt"
 LOCUST_STDERR = "locust.stderr.txt"

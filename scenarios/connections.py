@@ -10,7 +10,7 @@ needs a file descriptor per connection (the load generator raises its own limit)
 
 from locust import task
 
-from harness.protocol_users import WebSocketUser
+from harness.loadgen.users import WebSocketUser
 
 settings = {
     "users": [100, 1000, 2000],

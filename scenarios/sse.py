@@ -8,7 +8,7 @@ target serves at most as many streams as it has slots; an event loop holds them 
 
 from locust import task
 
-from harness.protocol_users import SseUser
+from harness.loadgen.users import SseUser
 
 settings = {
     "users": [10, 100],

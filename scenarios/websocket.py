@@ -8,7 +8,7 @@ thread per socket; FastAPI holds a coroutine.
 
 from locust import task
 
-from harness.protocol_users import WebSocketUser
+from harness.loadgen.users import WebSocketUser
 
 settings = {
     "users": [10, 100],

@@ -23,7 +23,7 @@ import pytest
 # and workers, uvicorn) and locust with the harness extension.
 MARKERS = (
     "targets.",  # every target's import string: targets.flask_app:app, targets.raw_asgi:app, ...
-    "harness/locust_ext.py",
+    "harness/loadgen/extension.py",
     "locust_ext.py",
 )
 SESSION_ENV = "GATEBENCH_TEST_SESSION"

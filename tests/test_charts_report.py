@@ -33,8 +33,9 @@ from matplotlib.container import ErrorbarContainer
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle, StepPatch
 
-from harness import charts_common, schema
-from harness.charts import (
+from harness import schema
+from harness.charts import common as charts_common
+from harness.charts.draw import (
     CAPTIONS,
     CI_LABEL,
     GENERATOR_LABEL,
@@ -46,10 +47,10 @@ from harness.charts import (
     stall_chart_path,
     target_colours,
 )
-from harness.report import build_all, headline, write_report
-from harness.report_sections import DO_NOT_COMPARE, fmt_ms
-from harness.results import load
-from harness.summary import build_summary
+from harness.report.markdown import build_all, headline, write_report
+from harness.report.sections import DO_NOT_COMPARE, fmt_ms
+from harness.results.folder import load
+from harness.results.summary import build_summary
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -1,4 +1,4 @@
-"""harness.compare on synthetic run folders: matching, the tests, verdicts, notes and files."""
+"""harness.report.compare on synthetic run folders: matching, tests, verdicts, notes, files."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 from analysis_fixtures import TARGETS, make_run
 
-from harness import compare, schema
+from harness import schema
+from harness.report import compare
 
 IO, FLASK, FASTAPI = "io", "flask-gunicorn-sync", "fastapi-uvicorn"
 SECONDS = 10

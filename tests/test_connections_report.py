@@ -10,15 +10,15 @@ from analysis_fixtures import make_run
 from test_charts_report import has_point, spy_on_charts
 
 from harness import schema
-from harness.charts import draw_charts, target_colours
-from harness.charts_connections import (
+from harness.charts.connections import (
     CONNECTIONS_CAPTION,
     MESSAGE_P99_LIMIT_MS,
     connections_chart_path,
 )
-from harness.report import render_report
-from harness.results import load
-from harness.summary import build_summary
+from harness.charts.draw import draw_charts, target_colours
+from harness.report.markdown import render_report
+from harness.results.folder import load
+from harness.results.summary import build_summary
 
 # (target, users) -> (established, rss kB per connection, message p50, p99, messages/s)
 WS_CELLS = {

@@ -1,4 +1,4 @@
-"""harness.cpus: disjoint CPU sets for server and load generator."""
+"""harness.run.cpus: disjoint CPU sets for server and load generator."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from harness import cpus
-from harness.cpus import Pinning, choose_pinning
+from harness.run import cpus
+from harness.run.cpus import Pinning, choose_pinning
 from harness.units import UsageError
 
 SetCpus = Callable[[list[int]], None]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.scenarios import SCENARIO_DIR, scenario_files
+from harness.run.scenarios import SCENARIO_DIR, scenario_files
 from harness.schema import SUMMARY_COLUMNS
 from targets.registry import TARGETS
 

@@ -20,9 +20,11 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from harness import charts_common, schema
-from harness.charts import FACTORS_CAPTION, draw_charts, factors_chart_path
-from harness.factors import (
+from harness import schema
+from harness.charts import common as charts_common
+from harness.charts.draw import FACTORS_CAPTION, draw_charts, factors_chart_path
+from harness.report.markdown import build_all, write_report
+from harness.results.factors import (
     COLUMNS,
     FACTOR_COLOURS,
     classify,
@@ -31,8 +33,7 @@ from harness.factors import (
     find_pairs,
     ratio_text,
 )
-from harness.report import build_all, write_report
-from harness.results import Results, load
+from harness.results.folder import Results, load
 
 # name -> framework, server, interface, worker_class, workers, threads, concurrency (as the
 # registry declares them), in the run's order.

@@ -28,12 +28,12 @@ import psutil
 import pytest
 
 import targets.registry
-from harness import runner as harness_runner
-from harness import servers as harness_servers
-from harness import session
 from harness.cli import main
+from harness.run import runner as harness_runner
+from harness.run import servers as harness_servers
+from harness.run import session
+from harness.run.session import RunLock
 from harness.schema import SUMMARY_COLUMNS
-from harness.session import RunLock
 from targets.registry import TARGETS
 
 PROJECT = Path(__file__).resolve().parent.parent

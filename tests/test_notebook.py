@@ -22,7 +22,7 @@ def test_notebook_is_stored_clean() -> None:
     assert code and all(not c.outputs and c.execution_count is None for c in code)
     source = "\n".join(c.source for c in code)
     assert "GATEBENCH_RUN" in source and "load(RUN)" in source and "per_second(" in source
-    for forbidden in ("harness.runner", "locust", "targets."):
+    for forbidden in ("harness.run.runner", "locust", "targets."):
         assert forbidden not in source
 
 

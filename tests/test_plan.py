@@ -1,4 +1,4 @@
-"""harness.plan: options + profile + scenarios -> the list of cells, with precedence."""
+"""harness.run.plan: options + profile + scenarios -> the list of cells, with precedence."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.plan import RunOptions, build_plan, select
-from harness.profiles import Profile
-from harness.scenarios import Scenario, ScenarioError
+from harness.run.plan import RunOptions, build_plan, select
+from harness.run.profiles import Profile
+from harness.run.scenarios import Scenario, ScenarioError
 from harness.units import UsageError
 
 TARGET_NAMES = ["flask-gunicorn-sync", "flask-gunicorn-gthread", "fastapi-uvicorn"]

@@ -1,12 +1,12 @@
-"""harness.profiles: the profile table stays consistent with targets, scenarios and budgets."""
+"""harness.run.profiles: the profile table stays consistent with targets, scenarios and budgets."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness.plan import RunOptions, build_plan
-from harness.profiles import DEFAULT_PROFILE, MAIN_TARGETS, PROFILES, Profile
-from harness.scenarios import SCENARIO_DIR, Scenario, discover
+from harness.run.plan import RunOptions, build_plan
+from harness.run.profiles import DEFAULT_PROFILE, MAIN_TARGETS, PROFILES, Profile
+from harness.run.scenarios import SCENARIO_DIR, Scenario, discover
 from targets.registry import TARGETS
 
 CELL_OVERHEAD_S = 3.0  # server start, verification and locust start-up per cell

@@ -1,7 +1,7 @@
 """Long-lived connections: the SSE parser, message latency, summary columns, and end to end.
 
-The parser and latency helpers live in ``harness.protocol_parse`` (no locust), so they are
-tested here directly; ``harness.protocol_users`` imports locust and only runs inside it.
+The parser and latency helpers live in ``harness.loadgen.parse`` (no locust), so they are
+tested here directly; ``harness.loadgen.users`` imports locust and only runs inside it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from analysis_fixtures import encode
 
 from harness import schema
-from harness.protocol_parse import (
+from harness.loadgen.parse import (
     BadMessage,
     SequenceTracker,
     SseEvent,
@@ -25,7 +25,7 @@ from harness.protocol_parse import (
     message_latency_ms,
     parse_message,
 )
-from harness.summary import build_summary, cell_protocol
+from harness.results.summary import build_summary, cell_protocol
 
 PROJECT = Path(__file__).resolve().parent.parent
 

@@ -1,6 +1,6 @@
-"""harness.locust_ext: the Recorder (measurement window, exact latency) and failure_kind.
+"""harness.loadgen.extension: the Recorder (measurement window, exact latency) and failure_kind.
 
-Importing harness.locust_ext imports locust, which monkey-patches the standard library
+Importing harness.loadgen.extension imports locust, which monkey-patches the standard library
 with gevent. The orchestrator (and this test process) must never do that, so every test
 here runs its snippet in a fresh interpreter and asserts on the JSON it prints.
 """
@@ -22,7 +22,10 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 
 def run_snippet(body: str) -> Any:
-    code = "import json, sys, time\nfrom harness import locust_ext\n" + textwrap.dedent(body)
+    code = (
+        "import json, sys, time\nfrom harness.loadgen import extension as locust_ext\n"
+        + textwrap.dedent(body)
+    )
     done = subprocess.run(
         [sys.executable, "-c", code],
         cwd=PROJECT,

@@ -19,10 +19,10 @@ import pytest
 from analysis_fixtures import FakeRun, make_run
 
 from harness import schema
-from harness.charts import CAPTIONS, OVERVIEW_CAPTION
-from harness.report import build_all, headline
-from harness.report_html import render_html, write_html
-from harness.results import load
+from harness.charts.draw import CAPTIONS, OVERVIEW_CAPTION
+from harness.report.html import render_html, write_html
+from harness.report.markdown import build_all, headline
+from harness.results.folder import load
 
 PROJECT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")

@@ -1,4 +1,4 @@
-"""harness.scenarios: real discovery (files imported by harness.probe in a subprocess)."""
+"""harness.run.scenarios: real discovery (files imported by harness.loadgen.probe, a subprocess)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.scenarios import (
+from harness.run.scenarios import (
     SCENARIO_DIR,
     SETTINGS_KEYS,
     Scenario,
@@ -214,7 +214,7 @@ def test_discovery_never_imports_locust_in_the_orchestrator() -> None:
     # to the probe subprocess. Checked in a fresh interpreter so other tests cannot mask it.
     code = (
         "import sys\n"
-        "from harness.scenarios import discover\n"
+        "from harness.run.scenarios import discover\n"
         "scenarios, broken = discover()\n"
         "assert scenarios, 'nothing discovered'\n"
         "print('locust' in sys.modules, 'gevent' in sys.modules)\n"
@@ -229,7 +229,7 @@ def test_discovery_never_imports_locust_in_the_orchestrator() -> None:
 def test_scenario_may_import_a_helper_file(tmp_path: Path) -> None:
     # Files starting with "_" are helpers for scenarios. locust puts the locustfile's
     # folder on sys.path, so `from _common import PATH` runs under locust, but
-    # harness.probe loads files with spec_from_file_location without that folder on
+    # harness.loadgen.probe loads files with spec_from_file_location without that folder on
     # sys.path: the scenario is reported broken ("No module named '_common'").
     (tmp_path / "_common.py").write_text('PATH = "/io?ms=5"\n')
     (tmp_path / "uses_helper.py").write_text(
@@ -241,7 +241,7 @@ def test_scenario_may_import_a_helper_file(tmp_path: Path) -> None:
 
 
 def test_print_at_import_does_not_break_discovery(tmp_path: Path) -> None:
-    # harness.probe writes its JSON report to stdout, and scenario files run in the same
+    # harness.loadgen.probe writes its JSON report to stdout, and scenario files run in the same
     # process: a module-level print() corrupts the report and discover() raises
     # json.JSONDecodeError (not even a ScenarioError) for every file in the folder.
     (tmp_path / "chatty.py").write_text(user_file(header='print("loading chatty")'))

@@ -27,7 +27,7 @@ from starlette.websockets import WebSocketDisconnect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 from websockets.sync.client import connect
 
-from harness.servers import RunningServer, serve
+from harness.run.servers import RunningServer, serve
 from targets import common, streams
 from targets.fastapi_app import app as fastapi_app
 from targets.flask_app import app as flask_app

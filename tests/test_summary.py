@@ -33,8 +33,8 @@ from analysis_fixtures import (
 
 from harness import schema
 from harness.histogram import latency_stats
-from harness.results import load, per_second, summary_path
-from harness.summary import (
+from harness.results.folder import load, per_second, summary_path
+from harness.results.summary import (
     CEILING_FRACTION,
     ERROR_RATE_LIMIT,
     GENERATOR_CPU_LIMIT_PCT,
@@ -44,7 +44,7 @@ from harness.summary import (
     cell_flags,
     write_summary,
 )
-from harness.trials import UNSTABLE_CV, mean_ci, t95
+from harness.results.trials import UNSTABLE_CV, mean_ci, t95
 
 HDR_PRECISION = 1e-3  # 3 significant digits
 

@@ -11,9 +11,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness import verify
-from harness.servers import ServerError
-from harness.verify import (
+from harness.run import verify
+from harness.run.servers import ServerError
+from harness.run.verify import (
     EXPECTED_STATUS,
     REQUESTS,
     Answer,

@@ -5,14 +5,12 @@ point is the median over trials; with more than one trial its error bar is the 9
 interval of the mean (Student's t, from summary.csv). Generator-bound cells get a black hollow
 square (they measure the load generator, not the server), cells with more than 5% errors a
 hollow circle, stalled cells a "stall" note, and failed or skipped cells red crosses on the x
-axis. The chart modules (``harness.charts``, ``charts_detail``, ``charts_overview``) call
+axis. The chart modules (``harness.charts.draw``, ``charts_detail``, ``charts_overview``) call
 ``save`` through this module, so a test can watch every figure as it is written.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -30,8 +28,9 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from harness import schema
-from harness.results import Results
-from harness.summary import ERROR_RATE_LIMIT
+from harness.fileio import replacing
+from harness.results.folder import Results
+from harness.results.summary import ERROR_RATE_LIMIT
 
 DPI = 110
 FIGSIZE = (8.0, 5.0)
@@ -296,14 +295,9 @@ def title(results: Results, scenario: str, what: str, note: str = "") -> str:
 
 def save(fig: Figure, path: Path, tight_bbox: bool = False) -> Path:
     """Write the figure as PNG atomically (temporary file, then rename) and close it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png.tmp", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight" if tight_bbox else None)
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; charts are meant to be shared
-        os.replace(tmp, path)
+        with replacing(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight" if tight_bbox else None)
     finally:
-        Path(tmp).unlink(missing_ok=True)
         plt.close(fig)
     return path

@@ -1,6 +1,6 @@
 """Imports scenario files in a throw-away process and reports what they declare, as JSON.
 
-Run as ``python -m harness.probe FILE...``. Importing a locustfile imports locust, which
+Run as ``python -m harness.loadgen.probe FILE...``. Importing a locustfile imports locust, which
 patches the standard library with gevent; that must never happen in the orchestrator, so
 discovery asks this subprocess instead. One JSON object per file goes to stdout:
 ``{"path", "doc", "settings", "user_classes", "hosts", "error"}``.

@@ -2,7 +2,7 @@
 
 Per scenario and load model: p99 latency against throughput (the knee, one line per target
 through its load levels), server CPU and memory against load (the generator's CPU thin grey),
-and at one load level (``harness.charts_data.chart_level``: the highest every target completed,
+and at one load level (``harness.results.rows.chart_level``: the highest every target completed,
 as the headline findings use) the HDR percentile plot of latency and the successful requests
 of every second of the measurement window. Each returns None when it has nothing to draw.
 """
@@ -21,12 +21,12 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, MaxNLocator, NullFormatter, NullLocator
 
-from harness import charts_common as common
-from harness.charts_common import FIGSIZE, Colour, LoadAxis
-from harness.charts_data import chart_level
+from harness.charts import common
+from harness.charts.common import FIGSIZE, Colour, LoadAxis
 from harness.histogram import UNIT_TO_MS, decode_histogram
-from harness.results import Results, per_second
-from harness.summary import GENERATOR_CPU_LIMIT_PCT, read_latency
+from harness.results.folder import Results, per_second
+from harness.results.rows import chart_level
+from harness.results.summary import GENERATOR_CPU_LIMIT_PCT, read_latency
 
 Drawer = Callable[[Results, str, pd.DataFrame, LoadAxis, dict[str, Colour], Path], Path | None]
 
@@ -332,7 +332,7 @@ def resources_chart(
     return common.save(fig, path)
 
 
-# Chart name (harness.charts.CAPTIONS) -> how it is drawn.
+# Chart name (harness.charts.draw.CAPTIONS) -> how it is drawn.
 DRAWERS: dict[str, Drawer] = {
     "knee": knee_chart,
     "percentiles": percentile_chart,

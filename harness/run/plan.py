@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from harness.profiles import Profile
-from harness.scenarios import Scenario
+from harness.run.profiles import Profile
+from harness.run.scenarios import Scenario
 from harness.schema import Cell
 from harness.units import UsageError
 from targets.registry import Target

@@ -16,18 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from harness import schema
-from harness.cpus import Pinning, choose_pinning
-from harness.manifest import create_run_dir, new_manifest, now_iso, point_latest
-from harness.plan import RunOptions, apply_overrides, build_plan
-from harness.profiles import PROFILES
-from harness.report import build_all
-from harness.runner import CellError, CellSettings, Progress, Runner, calibrate
-from harness.scenarios import Scenario, discover
+from harness.report.markdown import build_all
+from harness.run.cpus import Pinning, choose_pinning
+from harness.run.manifest import create_run_dir, new_manifest, now_iso, point_latest
+from harness.run.plan import RunOptions, apply_overrides, build_plan
+from harness.run.profiles import PROFILES
+from harness.run.runner import CellError, CellSettings, Progress, Runner, calibrate
+from harness.run.scenarios import Scenario, discover
+from harness.run.servers import ServerError, stop_all
+from harness.run.stall import StallPlan
+from harness.run.verify import verify_targets
 from harness.schema import EXIT_FAILED_CELLS, EXIT_INTERRUPTED, EXIT_OK, Cell, CellRecord
-from harness.servers import ServerError, stop_all
-from harness.stall import StallPlan
 from harness.units import UsageError
-from harness.verify import verify_targets
 from targets.registry import TARGETS, Target
 
 

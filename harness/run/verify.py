@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from harness.servers import ServerError, serve
+from harness.run.servers import ServerError, serve
 from targets.registry import Target
 
 Request = tuple[str, str, bytes | None]  # method, path with query, body

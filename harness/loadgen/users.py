@@ -2,7 +2,7 @@
 
 Runs inside the locust process (scenario files import it; the orchestrator never does).
 Each user holds ONE long-lived connection, so N users are N open connections, and reports
-through locust's ``events.request`` like any HTTP request, so ``harness.locust_ext``
+through locust's ``events.request`` like any HTTP request, so ``harness.loadgen.extension``
 records it the same way (full resolution, measurement window, failures by kind):
 
 =====================  ==================================================================
@@ -28,7 +28,7 @@ a failed connect is retried after ``retry_delay_s``. A scenario subclasses a use
 class attributes and declares the one task that holds the connection::
 
     from locust import task
-    from harness.protocol_users import SseUser
+    from harness.loadgen.users import SseUser
 
     class Ticker(SseUser):
         interval_ms = 100
@@ -55,7 +55,7 @@ import gevent
 import websocket
 from locust import User, constant
 
-from harness.protocol_parse import (
+from harness.loadgen.parse import (
     BadMessage,
     SequenceTracker,
     SseParser,

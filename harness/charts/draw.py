@@ -3,12 +3,12 @@
 This module owns the chart files and draws the two charts against load of every scenario and
 load model: throughput (with the Little's-law bound dashed in the target's colour) and latency
 (p50 solid, p99 dashed, p99.9 dotted; open load adds p99 from the actual send, dash-dotted,
-beside the figures from the intended start). ``harness.charts_detail`` draws the knee, the
-latency distribution, throughput over time and resources; ``harness.charts_overview`` the
-ASGI/WSGI ratio across scenarios; ``harness.factors`` what each single change of stack does
+beside the figures from the intended start). ``harness.charts.detail`` draws the knee, the
+latency distribution, throughput over time and resources; ``harness.charts.overview`` the
+ASGI/WSGI ratio across scenarios; ``harness.results.factors`` what each single change of stack does
 (``<scenario>_factors.png``, when two targets differ in one thing only). A scenario with stalled
 cells also gets ``<scenario>_stall.png``. Shared marks, colours and saving live in
-``harness.charts_common``. Everything is read through ``harness.results`` only.
+``harness.charts.common``. Everything is read through ``harness.results.folder`` only.
 """
 
 from __future__ import annotations
@@ -21,9 +21,12 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from harness import charts_common as common
-from harness import charts_connections, charts_detail, charts_overview, factors, schema
-from harness.charts_common import (
+from harness import schema
+from harness.charts import common
+from harness.charts import connections as charts_connections
+from harness.charts import detail as charts_detail
+from harness.charts import overview as charts_overview
+from harness.charts.common import (
     CI_LABEL,
     FIGSIZE,
     GENERATOR_LABEL,
@@ -33,9 +36,10 @@ from harness.charts_common import (
     LoadAxis,
     target_colours,
 )
-from harness.charts_data import scenario_rows
-from harness.factors import FACTORS_CAPTION, factors_chart_path
-from harness.results import Results, load, per_second
+from harness.results import factors
+from harness.results.factors import FACTORS_CAPTION, factors_chart_path
+from harness.results.folder import Results, load, per_second
+from harness.results.rows import scenario_rows
 
 __all__ = [
     "CAPTIONS",

@@ -22,7 +22,7 @@ from markdown.extensions import Extension
 from markdown.treeprocessors import Treeprocessor
 
 from harness import schema
-from harness.summary import atomic_write_text
+from harness.fileio import atomic_write_text
 
 IMAGE_TYPES = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg"}
 TOC_MARKER = "[gatebench-contents]"

@@ -3,11 +3,12 @@
 This module owns the words: headline findings computed from the summary (generator-bound cells
 left out), the ASGI/WSGI overview chart, one table and its charts (each with a caption saying
 what question it answers) per scenario and load model, failed cells, warnings and the
-environment the numbers came from; "Where the difference comes from" is ``harness.factors``'s,
+environment the numbers came from; "Where the difference comes from" is
+``harness.results.factors``'s,
 the sections on trust in the numbers (measurement, verify gate, flagged and unstable cells,
-stalls) come from ``harness.report_sections``. It reads the run through ``harness.results``
+stalls) come from ``harness.report.sections``. It reads the run through ``harness.results.folder``
 only, so any copied run folder can be re-rendered.
-``build_all`` then converts report.md into the one-file ``report.html`` (``harness.report_html``).
+``build_all`` then converts report.md into the one-file ``report.html`` (``harness.report.html``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from pathlib import Path
 import pandas as pd
 
 from harness import schema
-from harness.charts import (
+from harness.charts.connections import connections_section
+from harness.charts.draw import (
     CAPTIONS,
     LOAD_AXES,
     OVERVIEW_CAPTION,
@@ -27,11 +29,9 @@ from harness.charts import (
     draw_charts,
     overview_chart_path,
 )
-from harness.charts_connections import connections_section
-from harness.charts_data import asgi_wsgi_ratios, comparison_level, scenario_rows, trusted
-from harness.factors import factors_section
-from harness.report_html import write_html
-from harness.report_sections import (
+from harness.fileio import atomic_write_text
+from harness.report.html import write_html
+from harness.report.sections import (
     EMPTY,
     closed_vs_open_section,
     fmt,
@@ -49,8 +49,10 @@ from harness.report_sections import (
     unstable_section,
     verify_section,
 )
-from harness.results import Results, load
-from harness.summary import atomic_write_text, write_summary
+from harness.results.factors import factors_section
+from harness.results.folder import Results, load
+from harness.results.rows import asgi_wsgi_ratios, comparison_level, scenario_rows, trusted
+from harness.results.summary import write_summary
 
 __all__ = [
     "build_all",

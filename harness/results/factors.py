@@ -3,7 +3,7 @@
 "WSGI vs ASGI" mixes the interface, the server and the framework, and the worker model each
 server runs. ``factor_pairs`` finds every pair of targets of a run that differs in exactly one
 of those four factors and compares the two at the scenario's comparison level (chosen as the
-headline findings choose it, ``harness.charts_data.comparison_level``); a pair with a
+headline findings choose it, ``harness.results.rows.comparison_level``); a pair with a
 generator-bound or unfinished cell there is left out and named. ``factors_section`` writes the
 pairs into report.md ("Where the difference comes from"), ``factors_chart`` draws
 ``charts/<scenario>_factors.png``. What a target is comes from the manifest's "targets" entries
@@ -12,7 +12,7 @@ the target registry, so it works on a run folder copied from anywhere.
 
 The pairing rules are ``classify``'s; ``EXPLANATION`` tells them to the report's reader.
 
-Its few number formats are its own: ``harness.report_sections`` imports ``harness.charts``,
+Its few number formats are its own: ``harness.report.sections`` imports ``harness.charts.draw``,
 which imports this module to draw its chart.
 """
 
@@ -31,11 +31,11 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import LogLocator, NullFormatter
 
-from harness import charts_common as common
+from harness.charts import common
 from harness import schema
-from harness.charts_common import LOAD_AXES, Colour, LoadAxis
-from harness.charts_data import comparison_level, scenario_rows, trusted
-from harness.results import Results
+from harness.charts.common import LOAD_AXES, Colour, LoadAxis
+from harness.results.rows import comparison_level, scenario_rows, trusted
+from harness.results.folder import Results
 
 FACTORS = ("interface", "framework", "server", "worker model")  # report order
 STACK_FIELDS = ("framework", "server", "interface")

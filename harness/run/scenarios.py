@@ -8,7 +8,7 @@ description; an optional module-level ``settings`` dict may set:
 - ``duration``: seconds per cell (number, or text such as "10s", "2m");
 - ``warmup``: seconds of warm-up per cell, excluded from every figure.
 
-Files are imported by ``harness.probe`` in a subprocess, never here.
+Files are imported by ``harness.loadgen.probe`` in a subprocess, never here.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.loadgen import PROBE_MODULE
+from harness.run import PROJECT_ROOT
 from harness.units import UsageError, parse_duration
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # GATEBENCH_SCENARIOS points discovery at another folder of locustfiles (tests use it too).
 SCENARIO_DIR = Path(os.environ.get("GATEBENCH_SCENARIOS") or PROJECT_ROOT / "scenarios")
 PROBE_TIMEOUT_S = 120.0
@@ -78,7 +79,7 @@ def probe(paths: list[Path]) -> list[dict[str, Any]]:
     """Import the files in a subprocess (locust must not load here) and return its reports."""
     if not paths:
         return []
-    argv = [sys.executable, "-m", "harness.probe", *[str(p) for p in paths]]
+    argv = [sys.executable, "-m", PROBE_MODULE, *[str(p) for p in paths]]
     names = ", ".join(p.name for p in paths)
     try:
         done = subprocess.run(

@@ -18,12 +18,12 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from harness.run import PROJECT_ROOT
 from targets.registry import Target
 
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 # Every process group this process started and has not stopped yet. A Ctrl-C can land

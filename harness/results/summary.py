@@ -3,10 +3,10 @@
 This module owns reading a run folder's manifest and raw per-cell files (``latency.json``,
 ``resources.csv``, ``locust_stats.csv``, ``stall.json``), the Little's-law bound, the flags that
 say when a cell measured the load generator rather than the server, and writing ``summary.csv``
-(the statistics over trials come from ``harness.trials``).
+(the statistics over trials come from ``harness.results.trials``).
 It reads only the folder and ``harness.schema``: a run copied from another machine renders the
 same. A missing or unreadable raw file leaves that cell's figures empty; it never raises.
-Public loading for charts, reports and notebooks goes through ``harness.results``.
+Public loading for charts, reports and notebooks goes through ``harness.results.folder``.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from typing import Any
 import pandas as pd
 
 from harness import schema
+from harness.fileio import atomic_write_text
 from harness.histogram import LatencyStats, latency_stats
-from harness.trials import add_trial_figures
+from harness.results.trials import add_trial_figures
 
 LOCUST_STATS_FILE = f"{schema.LOCUST_CSV_PREFIX}_stats.csv"
 
@@ -66,21 +67,6 @@ LATE_STARTS_LIMIT = 0.01  # open load: more than this fraction of starts behind 
 # Flagged, but not generator-bound: the cell measured a failing server.
 ERROR_RATE_LIMIT = 0.05
 FLAG_SEPARATOR = "; "
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def read_manifest(run_dir: Path | str) -> dict[str, Any]:
@@ -263,7 +249,7 @@ def _open_figures(latency: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# request_type prefix of latency.json by_name keys -> protocol (harness.protocol_users).
+# request_type prefix of latency.json by_name keys -> protocol (harness.loadgen.users).
 PROTOCOLS = {"SSE": "sse", "WS": "ws"}
 HTTP_PROTOCOL = "http"
 

@@ -1,7 +1,7 @@
 """The overview chart across scenarios: how many times the WSGI throughput ASGI serves.
 
 One group of bars per scenario (and load model), one bar per ASGI/WSGI pair of targets, at the
-scenario's comparison level (``harness.charts_data``: the highest load every target completed,
+scenario's comparison level (``harness.results.rows``: the highest load every target completed,
 generator-bound cells left out). A bar is coloured like its WSGI target, hatched per ASGI target
 when there are several; a line marks 1.0 (the same throughput).
 """
@@ -17,10 +17,10 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from harness import charts_common as common
-from harness.charts_common import LOAD_AXES, Colour
-from harness.charts_data import RatioSet, asgi_wsgi_ratios
-from harness.results import Results
+from harness.charts import common
+from harness.charts.common import LOAD_AXES, Colour
+from harness.results.folder import Results
+from harness.results.rows import RatioSet, asgi_wsgi_ratios
 
 HATCHES = ("", "//", "..", "xx", "\\\\")
 MAX_BAR_PAIRS = 8  # more ASGI/WSGI pairs than this read better as a heatmap

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from harness.charts_common import LOAD_AXES, generator_bound, ok_only
-from harness.results import Results
+from harness.charts.common import LOAD_AXES, generator_bound, ok_only
+from harness.results.folder import Results
 
 
 def scenario_rows(results: Results, scenario: str, load_model: str) -> pd.DataFrame:

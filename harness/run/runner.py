@@ -1,7 +1,7 @@
 """Runs a plan: for each scenario x target, start the server, then one locust per cell.
 
 Per cell: locust runs headless as a subprocess (never imported here), pinned to the
-generator CPUs, with ``harness/locust_ext.py`` loaded next to the scenario for exact
+generator CPUs, with ``harness/loadgen/extension.py`` loaded next to the scenario for exact
 latencies and the warm-up/measurement window; a sampler records server and generator
 CPU and memory. Raw files go to ``raw/<cell_id>/``; the manifest is saved after each cell.
 """
@@ -20,19 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from harness import schema
-from harness.cpus import Pinning
 from harness.histogram import latency_stats
-from harness.manifest import now_iso, save_manifest
-from harness.sampler import Sampler
-from harness.scenarios import Scenario
+from harness.loadgen import CALIBRATION_FILE, CALIBRATION_USER, EXTENSION_FILE, OPEN_USER_CLASS
+from harness.results.summary import read_resources
+from harness.run.cpus import Pinning
+from harness.run.manifest import now_iso, save_manifest
+from harness.run.sampler import Sampler
+from harness.run.scenarios import Scenario
+from harness.run.servers import RunningServer, ServerError, serve, start_process, stop_process
+from harness.run.stall import Staller, StallPlan
 from harness.schema import Cell, CellRecord
-from harness.servers import RunningServer, ServerError, serve, start_process, stop_process
-from harness.stall import Staller, StallPlan
-from harness.summary import read_resources
 from targets.registry import Target
 
-LOCUST_EXTENSION = Path(__file__).resolve().parent / "locust_ext.py"
-OPEN_DRIVER = "GatebenchOpenUser"  # the user class harness.locust_ext defines for open load
 SPAWN_ALLOWANCE_S = 30.0  # locust's own --run-time: a safety stop if the window never closes
 STOP_GRACE_S = 30.0
 MAX_RESTARTS = 3  # a target that dies more often within one group is given up
@@ -72,16 +71,16 @@ def locust_argv(
 ) -> list[str]:  # fmt: skip
     safety_stop = cell.warmup_s + cell.duration_s + SPAWN_ALLOWANCE_S
     if cell.load_model == "open":
-        # One driver user launches requests on the arrival schedule (harness.open_load).
+        # One driver user launches requests on the arrival schedule (harness.loadgen.open_load).
         users = 1
         load = ["--gatebench-rate", f"{cell.rate:g}", "--gatebench-arrivals", settings.arrivals,
-                "--gatebench-seed", str(cell.trial), OPEN_DRIVER]  # fmt: skip
+                "--gatebench-seed", str(cell.trial), OPEN_USER_CLASS]  # fmt: skip
     else:
         users = cell.users
         load = list(user_classes)  # naming them keeps the open-load driver out
     argv = [
         sys.executable, "-m", "locust",
-        "-f", f"{locustfile},{LOCUST_EXTENSION}",
+        "-f", f"{locustfile},{EXTENSION_FILE}",
         "--headless",
         "--host", url,
         "--users", str(users),
@@ -269,7 +268,6 @@ def describe(result: dict[str, Any]) -> str:
     return text
 
 
-CALIBRATION_FILE = Path(__file__).resolve().parent / "calibration_locustfile.py"
 CALIBRATION_USERS = 64
 CALIBRATION_TARGETS = ("fastapi-uvicorn",)  # preferred: the fastest target on /health
 
@@ -290,7 +288,7 @@ def calibrate(
     with serve(target, run_dir / schema.RAW_DIR / "server__calibration.log",
                settings.pinning.server_cpus) as server:  # fmt: skip
         plain = CellSettings(settings.pinning)
-        result = run_cell(cell, CALIBRATION_FILE, ("CalibrationUser",), server, cell_dir, plain)
+        result = run_cell(cell, CALIBRATION_FILE, (CALIBRATION_USER,), server, cell_dir, plain)
     samples = read_resources(run_dir, "calibration")
     window = (result["window_start"], result["window_end"])
     generator_cpu = _mean_cpu(samples, "generator", window)

@@ -8,7 +8,7 @@ p99 is tested only over trials (one p99 per trial). A change counts when it is s
 (p < ALPHA) *and* at least the threshold; a regression is rps slower or p99 higher by that.
 Generator-bound cells measured locust, not the server, and are not compared. Differences in
 machine, pinning, packages, scenario files or target settings are listed as notes.
-This module reads only the two folders (through ``harness.results``), never the runner.
+This module reads only the two folders (through ``harness.results.folder``), never the runner.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ import pandas as pd
 from matplotlib.patches import Patch
 from scipy import stats
 
-from harness.results import Results, load, per_second
-from harness.summary import atomic_write_text
-from harness.trials import GROUP_KEYS
+from harness.fileio import atomic_write_text
+from harness.results.folder import Results, load, per_second
+from harness.results.trials import GROUP_KEYS
 
 ALPHA = 0.05
 DEFAULT_THRESHOLD_PCT = 5.0

@@ -16,11 +16,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from harness.fileio import atomic_write_text
+from harness.run import PROJECT_ROOT
 from harness.schema import MANIFEST_FILE, RAW_DIR, SCHEMA_VERSION
-from harness.summary import atomic_write_text
 from harness.units import UsageError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = PROJECT_ROOT / "results"
 PACKAGES = (
     "locust", "gunicorn", "uvicorn", "uvicorn-worker", "daphne", "granian", "twisted",

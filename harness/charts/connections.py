@@ -6,7 +6,7 @@ its run colour: connections established (a dashed y=x line where every connectio
 server memory per connection, and message latency (p50 solid, p99 dashed, log y).
 ``connections_section`` writes the "Long-lived connections" table and one sentence per target:
 the most connections it held with every one established and message p99 under
-MESSAGE_P99_LIMIT_MS. Everything is read through ``harness.results`` only.
+MESSAGE_P99_LIMIT_MS. Everything is read through ``harness.results.folder`` only.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import LogLocator, NullFormatter
 
-from harness import charts_common as common
 from harness import schema
-from harness.charts_common import Colour
-from harness.results import Results
+from harness.charts import common
+from harness.charts.common import Colour
+from harness.results.folder import Results
 
 CONNECTION_PROTOCOLS = ("sse", "ws")
 MESSAGE_P99_LIMIT_MS = 100.0
@@ -146,7 +146,7 @@ def _held(row: pd.Series) -> bool:
 
 def target_sentence(results: Results, target: str, medians: pd.DataFrame) -> str:
     """What one target held, in words (``medians``: its rows of ``connection_medians``)."""
-    from harness.report_sections import fmt, fmt_ms
+    from harness.report.sections import fmt, fmt_ms
 
     def count(value: object) -> str:
         return fmt(value, 0)
@@ -179,7 +179,7 @@ def target_sentence(results: Results, target: str, medians: pd.DataFrame) -> str
 
 def connections_section(results: Results) -> list[str]:
     """ "Long-lived connections" of every SSE/WebSocket scenario: table, sentences, chart."""
-    from harness.report_sections import fmt, fmt_ms, table
+    from harness.report.sections import fmt, fmt_ms, table
 
     lines: list[str] = []
     for scenario in results.scenario_names:

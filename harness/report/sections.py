@@ -3,7 +3,8 @@
 This module owns how figures are written (``fmt`` and friends, Markdown tables) and the
 sections that say how far to trust a run: how it was measured, closed vs open load, the verify
 gate, generator-bound and unstable cells, injected stalls, and the open-load and trials tables.
-``harness.report`` assembles them. Like it, this reads the run through ``harness.results`` only.
+``harness.report.markdown`` assembles them. Like it, this reads the run through
+``harness.results.folder`` only.
 """
 
 from __future__ import annotations
@@ -13,15 +14,15 @@ from typing import Any
 
 import pandas as pd
 
-from harness.charts import LOAD_AXES, STALL_CAPTION, stall_chart_path
-from harness.results import Results
-from harness.summary import (
+from harness.charts.draw import LOAD_AXES, STALL_CAPTION, stall_chart_path
+from harness.results.folder import Results
+from harness.results.summary import (
     CEILING_FRACTION,
     ERROR_RATE_LIMIT,
     GENERATOR_CPU_LIMIT_PCT,
     LATE_STARTS_LIMIT,
 )
-from harness.trials import GROUP_KEYS, UNSTABLE_CV
+from harness.results.trials import GROUP_KEYS, UNSTABLE_CV
 
 EMPTY = "–"
 DO_NOT_COMPARE = "these cells measure the load generator, not the server: do not compare them"

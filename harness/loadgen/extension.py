@@ -1,6 +1,6 @@
 """Runs inside the locust process: exact latency recording and the measurement window.
 
-Loaded next to a scenario file (``locust -f scenario.py,harness/locust_ext.py``); the
+Loaded next to a scenario file (``locust -f scenario.py,harness/loadgen/extension.py``); the
 orchestrator never imports this module. It
 
 - records every request's latency at full resolution (locust's own stats round to about
@@ -9,7 +9,7 @@ orchestrator never imports this module. It
   and closes it ``--gatebench-duration`` seconds later: requests that complete outside the
   window are not counted, so warm-up never reaches a figure;
 - counts failures apart, by kind, and never mixes them into latency;
-- counts requests named ``connect`` (long-lived connections, ``harness.protocol_users``)
+- counts requests named ``connect`` (long-lived connections, ``harness.loadgen.users``)
   over the whole cell, warm-up included, since users connect while they spawn: ``connects``,
   ``connect_failures``; and notes when load started (``load_started_at``, epoch seconds);
 - writes ``latency.json`` (see ``harness.schema.LATENCY_FILE``) and stops locust itself.
@@ -27,7 +27,9 @@ from hdrh.histogram import HdrHistogram
 from locust import User, events
 from locust.env import Environment
 
-from harness.open_load import Schedule, check_user_class, intended_start, make_open_user
+from harness.fileio import atomic_write_text
+from harness.loadgen import OPEN_USER_CLASS
+from harness.loadgen.open_load import Schedule, check_user_class, intended_start, make_open_user
 from harness.schema import WINDOW_FILE
 
 HIGHEST_US = 3_600_000_000  # one hour; anything slower is a stuck request, clamped
@@ -145,13 +147,6 @@ def failure_kind(exception: BaseException | None, response: Any) -> str | None:
     return type(exception).__name__
 
 
-def _write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 _recorder: Recorder | None = None
 _environment: Environment | None = None
 _schedule = Schedule()
@@ -164,7 +159,7 @@ def _scenario_classes() -> list[type[User]]:
     classes: list[type[User]] = [
         cls  # type: ignore[misc]  # locust annotates the values as User, they are classes
         for name, cls in _environment.available_user_classes.items()
-        if name != "GatebenchOpenUser"
+        if name != OPEN_USER_CLASS
     ]
     for cls in classes:
         problem = check_user_class(cls)
@@ -256,7 +251,7 @@ def _start_window() -> None:
         # Tells the orchestrator when the window opens (it times an injected stall by it).
         window = {"window_start": _recorder.window_start, "window_end": _recorder.window_end}
         folder = os.path.dirname(os.path.abspath(options.gatebench_out))
-        _write_atomic(os.path.join(folder, WINDOW_FILE), json.dumps(window))
+        atomic_write_text(os.path.join(folder, WINDOW_FILE), json.dumps(window))
     if environment is not None and _recorder.duration_s > 0:
         gevent.spawn_later(_recorder.warmup_s + _recorder.duration_s, _finish, environment)
 
@@ -284,7 +279,7 @@ def _write(environment: Environment) -> None:
         record["open"] = _schedule.to_dict()
     else:
         del record["histogram_uncorrected"]  # same as "histogram" in closed load
-    _write_atomic(options.gatebench_out, json.dumps(record))
+    atomic_write_text(options.gatebench_out, json.dumps(record))
     if _recorder.log is not None and options.gatebench_log:
         lines = "".join(f"{t:.6f},{us}\n" for t, us in _recorder.log)
-        _write_atomic(options.gatebench_log, "t,latency_us\n" + lines)
+        atomic_write_text(options.gatebench_log, "t,latency_us\n" + lines)

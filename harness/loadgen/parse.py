@@ -1,6 +1,6 @@
 """Pure helpers for the SSE and WebSocket scenario users: no locust, no gevent, no I/O.
 
-``harness.protocol_users`` (inside locust) feeds received bytes to :class:`SseParser` and
+``harness.loadgen.users`` (inside locust) feeds received bytes to :class:`SseParser` and
 times each server message with :func:`message_latency_ms`; keeping them here lets tests
 check them without importing locust (which patches the standard library with gevent).
 

@@ -14,8 +14,8 @@ from typing import Any
 import pandas as pd
 
 from harness import schema
-from harness.summary import build_summary, coerce_summary, read_latency, read_manifest
-from harness.trials import GROUP_KEYS
+from harness.results.summary import build_summary, coerce_summary, read_latency, read_manifest
+from harness.results.trials import GROUP_KEYS
 
 PER_SECOND_COLUMNS = ("second", "successes", "failures")
 
