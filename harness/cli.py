@@ -239,9 +239,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def build_outputs(run_dir: Path) -> None:
-    from harness.report.markdown import build_all
+    from harness.report.build import build_all, drawing_workers
 
-    build_all(run_dir)
+    build_all(run_dir, drawing_workers())
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

@@ -7,13 +7,16 @@ folder. The runner writes them, the analysis modules read them; neither invents 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 # History of SCHEMA_VERSION (manifest.json "schema_version"):
 #   1 - first results layout: manifest.json, summary.csv, raw/<cell_id>/, charts/, report.md
 #   2 - open-model cells, calibration, verify results, trials statistics and flags: summary
 #       columns p99_uncorrected_ms .. stall_for_s appended; manifest "calibration", "verify"
-SCHEMA_VERSION = 2
+#   3 - one locust process per sweep: raw/<cell_id>/ also holds go.json (and, for a sweep's
+#       first cell, sweep.json and locust's stdout/stderr), latency.json its "host"; manifest
+#       typed (``Manifest`` below) with "timing" (measured windows vs harness overhead)
+SCHEMA_VERSION = 3
 
 # Never rename or reorder these; add new columns at the end.
 SUMMARY_COLUMNS: tuple[str, ...] = (
@@ -66,7 +69,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "p99_median_ms",
     "p99_ci_low_ms",
     "p99_ci_high_ms",
-    "unstable",  # rps_cv above the threshold of harness.results.summary
+    "unstable",  # rps_cv above harness.results.trials.UNSTABLE_CV
     "stall_at_s",  # an injected server stall: seconds after the window opened (raw stall.json)
     "stall_for_s",
     # long-lived connections (harness.loadgen.users): SSE and WebSocket cells
@@ -156,3 +159,58 @@ class CellRecord:
             warnings=list(self.warnings),
         )
         return data
+
+
+class Calibration(TypedDict):
+    """manifest "calibration": the load generator's own ceiling (``harness.run.calibration``)."""
+
+    target: str
+    route: str
+    users: int
+    duration_s: float
+    rps: float
+    generator_cpu_pct: float | None
+    server_cpu_pct: float | None
+    note: str
+
+
+class Timing(TypedDict):
+    """manifest "timing": where a run's wall time went (printed at the end of every run)."""
+
+    elapsed_s: float  # from the command's start to the report written
+    measured_s: float  # the cells' warm-ups and measurement windows
+    overhead_s: float  # everything else: servers, locust, verify, calibration, report
+    overhead_pct: float  # overhead_s / measured_s * 100
+
+
+class Manifest(TypedDict, total=False):
+    """``manifest.json``: every key a run folder's manifest may hold, named once here.
+
+    Written by ``harness.run`` (``manifest.new_manifest``, then the session and runner),
+    read by ``harness.results`` as a plain dict loaded from JSON. Sub-dicts whose keys belong
+    to one module stay ``dict[str, Any]`` (options: ``RunOptions``; profile: ``Profile``;
+    pinning: ``Pinning``; scenarios: ``Scenario.to_dict``; targets: ``Target.settings``;
+    verify: ``VerifyResult``; cells: ``CellRecord.to_dict``).
+    """
+
+    schema_version: int
+    run_id: str
+    status: str  # "running", "complete", "failed", "interrupted"
+    created_at: str
+    finished_at: str | None
+    argv: list[str]
+    machine: dict[str, Any]
+    packages: dict[str, str | None]
+    git: dict[str, Any]
+    warnings: list[str]
+    options: dict[str, Any]
+    profile: dict[str, Any]
+    pinning: dict[str, Any]
+    scenarios: dict[str, dict[str, Any]]
+    targets: dict[str, dict[str, Any]]
+    verify: dict[str, dict[str, Any]]
+    calibration: Calibration | None
+    cells: list[dict[str, Any]]
+    resumed: list[dict[str, Any]]
+    elapsed_s: float  # seconds the cells, verify gate and calibration took
+    timing: Timing

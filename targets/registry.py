@@ -175,54 +175,122 @@ FLASK_APP = "targets.flask_app:app"
 FASTAPI_APP = "targets.fastapi_app:app"
 
 
-def _row(name: str, app: str, server: str, framework: str, interface: str, worker_class: str,
-         workers: int, threads: int, concurrency: str, description: str) -> Target:  # fmt: skip
-    return Target(name, app, server, framework, interface, worker_class, workers, threads,
-                  concurrency, description)  # fmt: skip
-
-
+# One row per target, every field by name. Names never carry a number that depends on the
+# machine (CPU count): `compare` matches targets across runs by name, and a worker count
+# that follows the CPU budget stays in the settings, which the manifest records.
 # fmt: off
 _ROWS = (
     # WSGI
-    _row("flask-gunicorn-sync", FLASK_APP, "gunicorn", "flask", "wsgi", "sync", 4, 1, "process",
-         "Flask on gunicorn, 4 sync workers: one request per worker at a time"),
-    _row("flask-gunicorn-gthread", FLASK_APP, "gunicorn", "flask", "wsgi", "gthread", 4, 8,
-         "threads", "Flask on gunicorn, 4 gthread workers x 8 threads: 32 requests at a time"),
-    _row("flask-gunicorn-gevent", FLASK_APP, "gunicorn", "flask", "wsgi", "gevent", 4, 1,
-         "greenlets", "Flask on gunicorn, 4 gevent workers: time.sleep patched to yield"),
-    _row("flask-granian", FLASK_APP, "granian", "flask", "wsgi", "wsgi", 1, 32, "threads",
-         "Flask on granian (WSGI), 1 worker x 32 blocking threads"),
-    _row("django-gunicorn-sync", "targets.django_app.wsgi:application", "gunicorn", "django",
-         "wsgi", "sync", 4, 1, "process", "Django (sync views) on gunicorn, 4 sync workers"),
-    _row("rawwsgi-granian", "targets.raw_wsgi:app", "granian", "none", "wsgi", "wsgi", 1, 32,
-         "threads", "framework-free WSGI app on granian, 1 worker x 32 blocking threads"),
+    Target(
+        name="flask-gunicorn-sync",
+        app=FLASK_APP, framework="flask", interface="wsgi",
+        server="gunicorn", worker_class="sync", workers=4, threads=1, concurrency="process",
+        description="Flask on gunicorn, 4 sync workers: one request per worker at a time",
+    ),
+    Target(
+        name="flask-gunicorn-gthread",
+        app=FLASK_APP, framework="flask", interface="wsgi",
+        server="gunicorn", worker_class="gthread", workers=4, threads=8, concurrency="threads",
+        description="Flask on gunicorn, 4 gthread workers x 8 threads: 32 requests at a time",
+    ),
+    Target(
+        name="flask-gunicorn-gevent",
+        app=FLASK_APP, framework="flask", interface="wsgi",
+        server="gunicorn", worker_class="gevent", workers=4, threads=1, concurrency="greenlets",
+        description="Flask on gunicorn, 4 gevent workers: time.sleep patched to yield",
+    ),
+    Target(
+        name="flask-granian",
+        app=FLASK_APP, framework="flask", interface="wsgi",
+        server="granian", worker_class="wsgi", workers=1, threads=32, concurrency="threads",
+        description="Flask on granian (WSGI), 1 worker x 32 blocking threads",
+    ),
+    Target(
+        name="django-gunicorn-sync",
+        app="targets.django_app.wsgi:application", framework="django", interface="wsgi",
+        server="gunicorn", worker_class="sync", workers=4, threads=1, concurrency="process",
+        description="Django (sync views) on gunicorn, 4 sync workers",
+    ),
+    Target(
+        name="rawwsgi-granian",
+        app="targets.raw_wsgi:app", framework="none", interface="wsgi",
+        server="granian", worker_class="wsgi", workers=1, threads=32, concurrency="threads",
+        description="framework-free WSGI app on granian, 1 worker x 32 blocking threads",
+    ),
     # ASGI
-    _row("fastapi-uvicorn", FASTAPI_APP, "uvicorn", "fastapi", "asgi", "asyncio", 1, 1,
-         "event-loop", "FastAPI on uvicorn, 1 process with an event loop: waits overlap"),
-    _row(f"fastapi-uvicorn-w{MULTI_WORKERS}", FASTAPI_APP, "uvicorn", "fastapi", "asgi",
-         "asyncio", MULTI_WORKERS, 1, "event-loop",
-         f"FastAPI on uvicorn, {MULTI_WORKERS} worker processes (from the server's CPU budget)"),
-    _row("fastapi-gunicorn-uvicorn", FASTAPI_APP, "gunicorn", "fastapi", "asgi", "uvicorn",
-         MULTI_WORKERS, 1, "event-loop",
-         f"FastAPI on gunicorn with {MULTI_WORKERS} uvicorn workers: the usual production setup"),
-    _row("fastapi-uvicorn-def", "targets.fastapi_pitfalls:sync_def_app", "uvicorn", "fastapi",
-         "asgi", "asyncio", 1, ANYIO_THREADS, "threads",
-         f"pitfall: plain `def` endpoints run in FastAPI's threadpool ({ANYIO_THREADS} threads)"),
-    _row("fastapi-uvicorn-blocking", "targets.fastapi_pitfalls:blocking_app", "uvicorn",
-         "fastapi", "asgi", "asyncio", 1, 1, "blocked-loop",
-         "pitfall: time.sleep inside `async def` blocks the event loop: one request at a time"),
-    _row("fastapi-granian", FASTAPI_APP, "granian", "fastapi", "asgi", "asgi", 1, 1,
-         "event-loop", "FastAPI on granian (ASGI), 1 worker"),
-    _row("starlette-uvicorn", "targets.starlette_app:app", "uvicorn", "starlette", "asgi",
-         "asyncio", 1, 1, "event-loop", "Starlette without FastAPI on uvicorn, 1 process"),
-    _row("django-uvicorn", "targets.django_app.asgi:application", "uvicorn", "django", "asgi",
-         "asyncio", 1, 1, "event-loop", "Django (async views) on uvicorn, 1 process"),
-    _row("django-daphne", "targets.django_app.asgi:application", "daphne", "django", "asgi",
-         "twisted", 1, 1, "event-loop", "Django (async views) on Daphne (Twisted), 1 process"),
-    _row("rawasgi-uvicorn", "targets.raw_asgi:app", "uvicorn", "none", "asgi", "asyncio", 1, 1,
-         "event-loop", "framework-free ASGI app on uvicorn, 1 process"),
-    _row("rawasgi-granian", "targets.raw_asgi:app", "granian", "none", "asgi", "asgi", 1, 1,
-         "event-loop", "framework-free ASGI app on granian, 1 worker"),
+    Target(
+        name="fastapi-uvicorn",
+        app=FASTAPI_APP, framework="fastapi", interface="asgi",
+        server="uvicorn", worker_class="asyncio", workers=1, threads=1, concurrency="event-loop",
+        description="FastAPI on uvicorn, 1 process with an event loop: waits overlap",
+    ),
+    Target(
+        name="fastapi-uvicorn-workers",
+        app=FASTAPI_APP, framework="fastapi", interface="asgi",
+        server="uvicorn", worker_class="asyncio", workers=MULTI_WORKERS, threads=1,
+        concurrency="event-loop",
+        description=f"FastAPI on uvicorn, {MULTI_WORKERS} worker processes "
+                    "(from the server's CPU budget)",
+    ),
+    Target(
+        name="fastapi-gunicorn-uvicorn",
+        app=FASTAPI_APP, framework="fastapi", interface="asgi",
+        server="gunicorn", worker_class="uvicorn", workers=MULTI_WORKERS, threads=1,
+        concurrency="event-loop",
+        description=f"FastAPI on gunicorn with {MULTI_WORKERS} uvicorn workers: "
+                    "the usual production setup",
+    ),
+    Target(
+        name="fastapi-uvicorn-def",
+        app="targets.fastapi_pitfalls:sync_def_app", framework="fastapi", interface="asgi",
+        server="uvicorn", worker_class="asyncio", workers=1, threads=ANYIO_THREADS,
+        concurrency="threads",
+        description="pitfall: plain `def` endpoints run in FastAPI's threadpool "
+                    f"({ANYIO_THREADS} threads)",
+    ),
+    Target(
+        name="fastapi-uvicorn-blocking",
+        app="targets.fastapi_pitfalls:blocking_app", framework="fastapi", interface="asgi",
+        server="uvicorn", worker_class="asyncio", workers=1, threads=1, concurrency="blocked-loop",
+        description="pitfall: time.sleep inside `async def` blocks the event loop: "
+                    "one request at a time",
+    ),
+    Target(
+        name="fastapi-granian",
+        app=FASTAPI_APP, framework="fastapi", interface="asgi",
+        server="granian", worker_class="asgi", workers=1, threads=1, concurrency="event-loop",
+        description="FastAPI on granian (ASGI), 1 worker",
+    ),
+    Target(
+        name="starlette-uvicorn",
+        app="targets.starlette_app:app", framework="starlette", interface="asgi",
+        server="uvicorn", worker_class="asyncio", workers=1, threads=1, concurrency="event-loop",
+        description="Starlette without FastAPI on uvicorn, 1 process",
+    ),
+    Target(
+        name="django-uvicorn",
+        app="targets.django_app.asgi:application", framework="django", interface="asgi",
+        server="uvicorn", worker_class="asyncio", workers=1, threads=1, concurrency="event-loop",
+        description="Django (async views) on uvicorn, 1 process",
+    ),
+    Target(
+        name="django-daphne",
+        app="targets.django_app.asgi:application", framework="django", interface="asgi",
+        server="daphne", worker_class="twisted", workers=1, threads=1, concurrency="event-loop",
+        description="Django (async views) on Daphne (Twisted), 1 process",
+    ),
+    Target(
+        name="rawasgi-uvicorn",
+        app="targets.raw_asgi:app", framework="none", interface="asgi",
+        server="uvicorn", worker_class="asyncio", workers=1, threads=1, concurrency="event-loop",
+        description="framework-free ASGI app on uvicorn, 1 process",
+    ),
+    Target(
+        name="rawasgi-granian",
+        app="targets.raw_asgi:app", framework="none", interface="asgi",
+        server="granian", worker_class="asgi", workers=1, threads=1, concurrency="event-loop",
+        description="framework-free ASGI app on granian, 1 worker",
+    ),
 )
 # fmt: on
 

@@ -6,15 +6,22 @@ target app or the locust extension, was created after the session started and ca
 session's mark is a leak: it is killed and the session fails with the list. The mark keeps
 the guard from touching processes of anything else running on the machine (another test
 session, a benchmark), even ones with the same command line.
+
+Real runs that several tests only read are made here once per session, and only when a
+test asks for one (session-scoped fixtures are lazy): see ``smoke_run``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 import pytest
@@ -85,3 +92,53 @@ def no_orphan_processes() -> Iterator[None]:
         + "\n  ".join(listing),
         pytrace=False,
     )
+
+
+# ---- real runs shared by the tests that only read them -------------------------------------
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def run_harness(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``python -m harness ARGS`` from the project folder, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@dataclass(frozen=True)
+class SharedRun:
+    """A run folder made once for several tests, and how the command that made it ended."""
+
+    run_dir: Path
+    done: subprocess.CompletedProcess[str]
+
+
+def folder_state(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under folder with its size and modification time."""
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedRun]:
+    """``python -m harness run --profile smoke`` (what ``make bench PROFILE=smoke`` runs).
+
+    Made the first time a test asks for it, then shared: test_e2e checks the folder, the
+    notebook runs on it, the HTML report opens in a browser. Those tests only read it, and
+    the session fails if any of them changed a file in it.
+    """
+    run_dir = tmp_path_factory.mktemp("smoke-run") / "run"
+    done = run_harness("run", "--profile", "smoke", "--out", str(run_dir))
+    before = folder_state(run_dir) if run_dir.is_dir() else {}
+    yield SharedRun(run_dir, done)
+    after = folder_state(run_dir) if run_dir.is_dir() else {}
+    assert after == before, "a test wrote into the shared smoke run, which is read-only"

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,20 +38,20 @@ from matplotlib.patches import Rectangle, StepPatch
 
 from harness import schema
 from harness.charts import common as charts_common
-from harness.charts.draw import (
+from harness.charts.common import CI_LABEL, GENERATOR_LABEL, target_colours
+from harness.charts.draw import draw_charts
+from harness.charts.paths import (
     CAPTIONS,
-    CI_LABEL,
-    GENERATOR_LABEL,
     OVERVIEW_CAPTION,
     STALL_CAPTION,
     chart_paths,
-    draw_charts,
     overview_chart_path,
     stall_chart_path,
-    target_colours,
 )
-from harness.report.markdown import build_all, headline, write_report
-from harness.report.sections import DO_NOT_COMPARE, fmt_ms
+from harness.format import EMPTY, fmt, fmt_ms, load_text, missing
+from harness.report.build import build_all
+from harness.report.markdown import headline, write_report
+from harness.report.sections import DO_NOT_COMPARE
 from harness.results.folder import load
 from harness.results.summary import build_summary
 
@@ -664,3 +667,20 @@ def test_headline_when_every_stack_kept_up_with_the_load(measured: FakeRun) -> N
         "of each other: fastapi-uvicorn 1.00× flask-gunicorn-sync): the load, not the stack, set "
         "the throughput."
     ) in findings
+
+
+def test_numbers_and_load_levels_are_written_one_way() -> None:
+    import pandas as pd
+
+    for empty in (None, math.nan, pd.NA, float("nan")):
+        assert missing(empty) and fmt(empty) == EMPTY and load_text("closed", empty) == EMPTY
+    assert not missing(0) and fmt(1234.56) == "1,234.6" and fmt_ms(4.321) == "4.32"
+    assert load_text("closed", 100) == "100 users"
+    assert load_text("open", 300.0) == "300 requests/s offered"
+
+
+def test_number_formats_load_without_pandas() -> None:
+    """The orchestrator's progress line writes load levels too: harness.format stays light."""
+    code = "import sys, harness.format; print([m for m in ('pandas', 'numpy') if m in sys.modules])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

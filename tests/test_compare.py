@@ -1,4 +1,4 @@
-"""harness.report.compare on synthetic run folders: matching, tests, verdicts, notes, files."""
+"""Comparing two runs (harness.results.compare, report.compare): matching, tests, verdicts."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import pytest
 from analysis_fixtures import TARGETS, make_run
 
 from harness import schema
-from harness.report import compare
+from harness.report.compare import FILES, run_compare, write_comparison
+from harness.results import compare
 
 IO, FLASK, FASTAPI = "io", "flask-gunicorn-sync", "fastapi-uvicorn"
 SECONDS = 10
@@ -90,7 +91,7 @@ def test_identical_runs_show_no_significant_change(tmp_path: Path) -> None:
     assert set(comparison.table["basis"]) == {compare.BASIS_TRIALS}
     assert comparison.regressions.empty and not comparison.unmatched and not comparison.notes
     assert (comparison.table["rps_change_pct"] == 0).all()
-    assert compare.run_compare(a, b, 5.0, tmp_path / "out") == 0
+    assert run_compare(a, b, 5.0, tmp_path / "out") == 0
 
 
 def test_identical_fixture_runs_of_one_trial(tmp_path: Path) -> None:
@@ -100,7 +101,7 @@ def test_identical_fixture_runs_of_one_trial(tmp_path: Path) -> None:
     assert len(comparison.table) == 4  # the failed cell has no ok trial: not a group
     assert set(comparison.table["verdict"]) == {compare.NO_CHANGE}
     assert set(comparison.table["basis"]) == {compare.BASIS_SECONDS}
-    assert compare.run_compare(a, b, 5.0, tmp_path / "out") == 0
+    assert run_compare(a, b, 5.0, tmp_path / "out") == 0
 
 
 def test_halved_target_is_slower_and_a_regression(
@@ -117,7 +118,7 @@ def test_halved_target_is_slower_and_a_regression(
     assert row_of(comparison, FLASK)["verdict"] == compare.NO_CHANGE
     assert not row_of(comparison, FLASK)["regression"]
     assert list(comparison.regressions["target"]) == [FASTAPI]
-    assert compare.run_compare(a, b, 5.0, tmp_path / "out") == 1
+    assert run_compare(a, b, 5.0, tmp_path / "out") == 1
     out = capsys.readouterr().out
     assert "REGRESSION" in out and "1 regression(s)" in out
     # The reverse direction is faster, not a regression.
@@ -187,7 +188,7 @@ def test_generator_bound_cells_are_not_compared(tmp_path: Path) -> None:
     row = row_of(comparison, FASTAPI)
     assert row["verdict"] == compare.GENERATOR_BOUND and not row["regression"]
     assert math.isnan(row["rps_p_value"])
-    assert compare.run_compare(a, b, 5.0, tmp_path / "out") == 0
+    assert run_compare(a, b, 5.0, tmp_path / "out") == 0
 
 
 def test_notes_list_what_differs_between_the_runs(tmp_path: Path) -> None:
@@ -229,7 +230,7 @@ def test_no_matched_cells(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     comparison = compare.compare_runs(a, b)
     assert comparison.table.empty and list(comparison.table.columns) == list(compare.TABLE_COLUMNS)
     assert "nothing was compared" in comparison.notes[0]
-    assert compare.run_compare(a, b, 5.0, tmp_path / "out") == 0
+    assert run_compare(a, b, 5.0, tmp_path / "out") == 0
     assert "NO MATCHED CELLS" in capsys.readouterr().out
     assert (tmp_path / "out" / "comparison.png").is_file()
 
@@ -239,8 +240,8 @@ def test_files_are_written(tmp_path: Path) -> None:
     b = write_run(
         tmp_path / "b", {(FLASK, 10): [78.5, 77.5, 78.2], (FASTAPI, 10): [100.0, 101.5, 98.5]}
     )
-    paths = compare.write_comparison(compare.compare_runs(a, b), tmp_path / "out")
-    assert [p.name for p in paths] == list(compare.FILES)
+    paths = write_comparison(compare.compare_runs(a, b), tmp_path / "out")
+    assert [p.name for p in paths] == list(FILES)
     csv_path, md_path, png_path = paths
     assert list(pd.read_csv(csv_path).columns) == list(compare.TABLE_COLUMNS)
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -255,9 +256,9 @@ def test_default_out_dir_is_inside_run_b(
 ) -> None:
     a = write_run(tmp_path / "a", BASE)
     b = write_run(tmp_path / "b", BASE)
-    assert compare.run_compare(a, b, 5.0, None) == 0
+    assert run_compare(a, b, 5.0, None) == 0
     out = b / "compare-a"
-    assert sorted(p.name for p in out.iterdir()) == sorted(compare.FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
     assert str(out / "comparison.md") in capsys.readouterr().out
 
 
@@ -268,7 +269,7 @@ def test_a_folder_that_is_not_a_run_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not-a-run"):
         compare.compare_runs(a, missing)
     with pytest.raises(ValueError, match="nowhere"):
-        compare.run_compare(tmp_path / "nowhere", a, 5.0, None)
+        run_compare(tmp_path / "nowhere", a, 5.0, None)
 
 
 def test_welch_p_edge_cases() -> None:

@@ -10,13 +10,11 @@ from analysis_fixtures import make_run
 from test_charts_report import has_point, spy_on_charts
 
 from harness import schema
-from harness.charts.connections import (
-    CONNECTIONS_CAPTION,
-    MESSAGE_P99_LIMIT_MS,
-    connections_chart_path,
-)
-from harness.charts.draw import draw_charts, target_colours
+from harness.charts.common import target_colours
+from harness.charts.draw import draw_charts
+from harness.charts.paths import CONNECTIONS_CAPTION, connections_chart_path
 from harness.report.markdown import render_report
+from harness.results.connections import MESSAGE_P99_LIMIT_MS
 from harness.results.folder import load
 from harness.results.summary import build_summary
 

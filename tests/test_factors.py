@@ -22,17 +22,14 @@ from matplotlib.patches import Rectangle
 
 from harness import schema
 from harness.charts import common as charts_common
-from harness.charts.draw import FACTORS_CAPTION, draw_charts, factors_chart_path
-from harness.report.markdown import build_all, write_report
-from harness.results.factors import (
-    COLUMNS,
-    FACTOR_COLOURS,
-    classify,
-    factor_pairs,
-    factor_sentence,
-    find_pairs,
-    ratio_text,
-)
+from harness.charts.draw import draw_charts
+from harness.charts.factors import FACTOR_COLOURS
+from harness.charts.paths import FACTORS_CAPTION, factors_chart_path
+from harness.format import ratio_text
+from harness.report.build import build_all
+from harness.report.factors import factor_sentence
+from harness.report.markdown import write_report
+from harness.results.factors import COLUMNS, classify, factor_pairs, find_pairs
 from harness.results.folder import Results, load
 
 # name -> framework, server, interface, worker_class, workers, threads, concurrency (as the
@@ -49,7 +46,7 @@ STACKS: dict[str, tuple[str, str, str, str, int, int, str]] = {
     "rawasgi-uvicorn": ("none", "uvicorn", "asgi", "asyncio", 1, 1, "event-loop"),
     "starlette-uvicorn": ("starlette", "uvicorn", "asgi", "asyncio", 1, 1, "event-loop"),
     "fastapi-uvicorn-blocking": ("fastapi", "uvicorn", "asgi", "asyncio", 1, 1, "blocked-loop"),
-    "fastapi-uvicorn-w2": ("fastapi", "uvicorn", "asgi", "asyncio", 2, 1, "event-loop"),
+    "fastapi-uvicorn-workers": ("fastapi", "uvicorn", "asgi", "asyncio", 2, 1, "event-loop"),
 }
 # (target, users) -> rps of the cells added to make_run's io scenario (which already has
 # flask-gunicorn-sync 78 / 77 rps and fastapi-uvicorn 195 / 1890 rps at 10 / 100 users).
@@ -62,7 +59,7 @@ RPS = {
     "rawasgi-uvicorn": (197.0, 1950.0),
     "starlette-uvicorn": (195.0, 1920.0),
     "fastapi-uvicorn-blocking": (19.8, 19.8),
-    "fastapi-uvicorn-w2": (196.0, 1940.0),
+    "fastapi-uvicorn-workers": (196.0, 1940.0),
 }
 GEVENT_RPS = 1500.0  # only at 100 users, and generator-bound
 AT_100 = {"flask-gunicorn-sync": 77.0, "fastapi-uvicorn": 1890.0}
@@ -191,11 +188,11 @@ EXPECTED_PAIRS = [
     ("server", "rawasgi-granian", "rawasgi-uvicorn", "granian → uvicorn"),
     ("worker model", "flask-gunicorn-sync", "flask-gunicorn-gthread", "sync → gthread"),
     ("worker model", "fastapi-uvicorn", "fastapi-uvicorn-blocking", "event-loop → blocked-loop"),
-    ("worker model", "fastapi-uvicorn", "fastapi-uvicorn-w2", "1 → 2 workers"),
+    ("worker model", "fastapi-uvicorn", "fastapi-uvicorn-workers", "1 → 2 workers"),
     (
         "worker model",
         "fastapi-uvicorn-blocking",
-        "fastapi-uvicorn-w2",
+        "fastapi-uvicorn-workers",
         "blocked-loop → event-loop, 1 → 2 workers",
     ),
 ]
@@ -220,7 +217,7 @@ def test_no_pair_differs_in_two_factors(built: Built) -> None:
         ("flask-gunicorn-sync", "fastapi-uvicorn"),  # everything
         ("flask-granian", "rawasgi-granian"),  # framework and interface
         ("rawwsgi-granian", "rawasgi-uvicorn"),  # interface and server
-        ("starlette-uvicorn", "fastapi-uvicorn-w2"),  # framework and worker count
+        ("starlette-uvicorn", "fastapi-uvicorn-workers"),  # framework and worker count
         ("django-gunicorn-sync", "flask-gunicorn-gthread"),  # framework and worker class
         ("fastapi-uvicorn-blocking", "starlette-uvicorn"),  # framework and concurrency
         ("flask-granian", "flask-gunicorn-gthread"),  # server and worker count

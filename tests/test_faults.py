@@ -37,9 +37,9 @@ from harness.schema import SUMMARY_COLUMNS
 from targets.registry import TARGETS
 
 PROJECT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.e2e
 
-# Short cells; the gate and the calibration only where they are the point.
+# Marks: e2e where a server or locust starts; cli where the harness refuses before either
+# does. Short cells; the gate and the calibration only where they are the point.
 QUICK = ("--no-verify", "--no-calibrate", "--warmup", "0")
 SERVER_APPS = ("targets.flask_app:app", "targets.fastapi_app:app")
 CHILD_GONE_S = 5.0  # every child of an interrupted run is gone this soon after the signal
@@ -247,6 +247,7 @@ def restore_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+@pytest.mark.e2e
 def test_a_target_that_will_not_start_fails_its_cells_and_the_others_run(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -306,11 +307,12 @@ def test_a_target_that_will_not_start_fails_its_cells_and_the_others_run(
 # ---- 2. a target that dies in the middle of a cell -------------------------------------------
 
 
+@pytest.mark.e2e
 def test_a_target_killed_mid_cell_fails_that_cell_and_is_restarted(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     first = "io__flask-gunicorn-sync__u5__t1"
     args = ["run", "--scenarios", "io", "--targets", "flask-gunicorn-sync", "--users", "5,6,7",
-            "--duration", "3", "--no-verify", "--no-calibrate", "--warmup", "0.5",
+            "--duration", "1.5", "--no-verify", "--no-calibrate", "--warmup", "0.5",
             "--out", str(run_dir)]  # fmt: skip
     with background(args, tmp_path / "logs") as proc:
         wait_for(lambda: (run_dir / "raw" / first / "window.json").exists(), "cell 1", proc=proc)
@@ -366,7 +368,7 @@ def interrupt_a_run(folder: Path, signals: tuple[int, ...], when: str) -> Interr
     run_dir = folder / "run"
     quick = QUICK if when == "cell" else QUICK[1:]  # "verify": the gate runs
     args = ["run", "--scenarios", "io", "--targets", "flask-gunicorn-sync,fastapi-uvicorn",
-            "--users", "2,3", "--duration", "2", *quick, "--out", str(run_dir)]  # fmt: skip
+            "--users", "2,3", "--duration", "1.5", *quick, "--out", str(run_dir)]  # fmt: skip
     logs = folder / "logs"
     with background(args, logs, scenarios) as proc:
 
@@ -411,6 +413,7 @@ def interrupted_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str],
     return get
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", list(INTERRUPTS))
 def test_an_interrupted_run_stops_every_child_and_saves_the_finished_cells(
     interrupted_run: Callable[[str], Interrupted], name: str
@@ -433,6 +436,7 @@ def test_an_interrupted_run_stops_every_child_and_saves_the_finished_cells(
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("module", "what"),
     [(harness_servers, "target server"), (harness_runner, "locust")],
@@ -497,6 +501,7 @@ def interrupted_copy(
     return run_dir, original.scenarios
 
 
+@pytest.mark.e2e
 def test_resume_runs_only_the_unfinished_cells(interrupted_copy: tuple[Path, Path]) -> None:
     run_dir, scenarios = interrupted_copy
     before = read_manifest(run_dir)["cells"]
@@ -519,6 +524,7 @@ def test_resume_runs_only_the_unfinished_cells(interrupted_copy: tuple[Path, Pat
     assert not (run_dir / ".lock").exists()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "extra", [["--users", "3"], ["--duration", "5"], ["--no-verify"]], ids=lambda a: a[0]
 )
@@ -530,6 +536,7 @@ def test_resume_refuses_new_options(interrupted_copy: tuple[Path, Path], extra: 
     assert folder_state(run_dir) == before
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "extra", [["--profile", "smoke"], ["--arrivals", "fixed"]], ids=lambda a: a[0]
 )
@@ -548,6 +555,7 @@ def test_resume_refuses_a_profile_or_arrivals_given_on_the_command_line(
     assert folder_state(run_dir) == before
 
 
+@pytest.mark.e2e
 def test_resume_refuses_a_changed_scenario_file(
     interrupted_copy: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -563,6 +571,7 @@ def test_resume_refuses_a_changed_scenario_file(
     assert folder_state(run_dir) == before  # nothing ran, nothing was cleared
 
 
+@pytest.mark.e2e
 def test_resume_refuses_a_folder_another_run_is_writing(
     interrupted_copy: tuple[Path, Path],
 ) -> None:
@@ -580,9 +589,10 @@ def test_resume_refuses_a_folder_another_run_is_writing(
 
 def one_cell(out: Path) -> list[str]:
     return ["run", "--scenarios", "health", "--targets", "fastapi-uvicorn", "--users", "2",
-            "--duration", "2", *QUICK, "--out", str(out)]  # fmt: skip
+            "--duration", "1", *QUICK, "--out", str(out)]  # fmt: skip
 
 
+@pytest.mark.e2e
 def test_two_runs_at_once_into_different_folders_both_succeed(tmp_path: Path) -> None:
     outs = [tmp_path / "a", tmp_path / "b"]
     with (
@@ -594,9 +604,8 @@ def test_two_runs_at_once_into_different_folders_both_succeed(tmp_path: Path) ->
     hosts, windows = [], []
     for out in outs:
         (cell,) = cell_dirs(out)
-        argv = json.loads((cell / "locust.argv.json").read_text())
-        hosts.append(argv[argv.index("--host") + 1])
         latency = read_latency(out, cell.name)
+        hosts.append(latency["host"])  # the server the cell's stage loaded
         windows.append((latency["window_start"], latency["window_end"]))
     assert all(h.startswith("http://127.0.0.1:") for h in hosts), hosts
     (start_a, end_a), (start_b, end_b) = windows
@@ -604,6 +613,7 @@ def test_two_runs_at_once_into_different_folders_both_succeed(tmp_path: Path) ->
         assert hosts[0] != hosts[1]
 
 
+@pytest.mark.e2e
 def test_two_runs_at_once_into_the_same_folder_one_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "same"
     with (
@@ -621,6 +631,7 @@ def test_two_runs_at_once_into_the_same_folder_one_is_refused(tmp_path: Path) ->
     assert len(cell_dirs(out)) == 1
 
 
+@pytest.mark.cli
 def test_a_folder_locked_by_another_run_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "locked"
     out.mkdir()
@@ -631,6 +642,7 @@ def test_a_folder_locked_by_another_run_is_refused(tmp_path: Path) -> None:
     assert not (out / "manifest.json").exists()
 
 
+@pytest.mark.cli
 def test_out_on_a_folder_holding_a_run_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "old"
     out.mkdir()
@@ -650,6 +662,7 @@ USER = (
 HEADER = '"""A broken scenario."""\n\nfrom locust import FastHttpUser, task\n\n'
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
@@ -677,6 +690,7 @@ def test_a_broken_scenario_file_is_refused_before_anything_runs(
 # ---- 7. bad option values (the rest is in test_e2e.py) ---------------------------------------
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize(
     ("option", "value"),
     [
@@ -742,6 +756,7 @@ def error_rate_flag(row: dict[str, str]) -> str:
     return f"error rate {round(float(row['error_rate']) * 100, 1):g}% > 5%"
 
 
+@pytest.mark.e2e
 def test_errors_and_timeouts_under_load_are_counted_by_kind_and_flagged(tmp_path: Path) -> None:
     scenarios = scenario_folder(
         tmp_path / "scenarios", errors=ERRORS_SCENARIO, timeouts=TIMEOUTS_SCENARIO
@@ -749,7 +764,7 @@ def test_errors_and_timeouts_under_load_are_counted_by_kind_and_flagged(tmp_path
     run_dir = tmp_path / "run"
     done = harness(
         "run", "--scenarios", "errors,timeouts", "--targets", "fastapi-uvicorn",
-        "--users", "2", "--duration", "2", "--no-verify", "--no-calibrate", "--warmup", "0.5",
+        "--users", "2", "--duration", "1", "--no-verify", "--no-calibrate", "--warmup", "0.5",
         "--out", str(run_dir), scenarios=scenarios,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr  # errors from the target are data, not a crash
@@ -790,11 +805,12 @@ def test_errors_and_timeouts_under_load_are_counted_by_kind_and_flagged(tmp_path
 # ---- 9. the harness killed outright -------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_a_harness_killed_outright_leaves_a_readable_folder(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     second = "health__fastapi-uvicorn__u3__t1"
     args = ["run", "--scenarios", "health", "--targets", "fastapi-uvicorn", "--users", "2,3",
-            "--duration", "3", *QUICK, "--out", str(run_dir)]  # fmt: skip
+            "--duration", "1.5", *QUICK, "--out", str(run_dir)]  # fmt: skip
     children: list[psutil.Process] = []
     try:
         with background(args, tmp_path / "logs") as proc:
@@ -842,6 +858,7 @@ class CrashUser(FastHttpUser):
 '''
 
 
+@pytest.mark.e2e
 def test_a_crashing_load_generator_fails_the_cell_naming_its_stderr(tmp_path: Path) -> None:
     scenarios = scenario_folder(tmp_path / "scenarios", crash=CRASH_SCENARIO)
     run_dir = tmp_path / "run"
@@ -861,6 +878,7 @@ def test_a_crashing_load_generator_fails_the_cell_naming_its_stderr(tmp_path: Pa
 # ---- security: loopback only, no shell ---------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_serve_binds_loopback_and_stops_its_server_on_ctrl_c(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness", "serve", "fastapi-uvicorn"],
@@ -896,6 +914,7 @@ def test_serve_binds_loopback_and_stops_its_server_on_ctrl_c(tmp_path: Path) -> 
             proc.stdout.close()
 
 
+@pytest.mark.e2e
 def test_serve_stopped_while_its_server_starts_stops_the_server(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness", "serve", "fastapi-uvicorn"],

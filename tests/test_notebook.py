@@ -1,4 +1,7 @@
-"""notebooks/analysis.ipynb runs top to bottom on a real smoke run, and is stored clean."""
+"""notebooks/analysis.ipynb runs top to bottom on a real smoke run, and is stored clean.
+
+The smoke run is the session's shared one (conftest.py): the notebook only reads it.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import SharedRun
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "analysis.ipynb"
@@ -29,17 +33,13 @@ def test_notebook_is_stored_clean() -> None:
 @pytest.mark.e2e
 # jupyter_core warns at import and on path lookups about its move to platformdirs.
 @pytest.mark.filterwarnings("ignore:Jupyter is migrating its paths:DeprecationWarning")
-def test_notebook_runs_on_a_smoke_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_notebook_runs_on_a_smoke_run(
+    smoke_run: SharedRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from nbclient import NotebookClient
 
-    run_dir = tmp_path / "run"
-    subprocess.run(
-        [sys.executable, "-m", "harness", "run", "--profile", "smoke", "--out", str(run_dir)],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    run_dir = smoke_run.run_dir
+    assert smoke_run.done.returncode == 0, smoke_run.done.stderr
     # A kernelspec of this very interpreter (the venv's), found first through JUPYTER_PATH:
     # whatever "python3" resolves to on this machine, the kernel has harness and pandas.
     prefix = tmp_path / "jupyter"

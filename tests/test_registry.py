@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
+from types import ModuleType
+
 import pytest
 
+import targets.registry
 from targets.registry import SERVER_COMMANDS, TARGETS, Target
 
 
@@ -121,3 +127,33 @@ def test_settings_record_for_manifest() -> None:
     assert settings["slots"] is None
     assert settings["interface"] == "asgi"
     assert TARGETS["flask-gunicorn-gthread"].settings()["slots"] == 32
+
+
+def registry_on_a_machine_with(cpus: int, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """targets/registry.py executed afresh as if the host had ``cpus`` usable CPUs.
+
+    Loaded under another module name, so the real ``targets.registry`` (and the ``Target``
+    class other modules hold) is left alone.
+    """
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)))
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    name = f"_registry_with_{cpus}_cpus"
+    spec = importlib.util.spec_from_file_location(name, targets.registry.__file__)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_target_names_do_not_depend_on_the_cpu_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `compare` matches targets across runs by name: a run on a 2-CPU laptop and one on a
+    # 64-CPU server must name the same targets alike. Worker counts may differ (they are
+    # settings, recorded in the manifest), names may not.
+    tables = {cpus: registry_on_a_machine_with(cpus, monkeypatch).TARGETS for cpus in (1, 2, 8, 64)}
+    for cpus, table in tables.items():
+        assert list(table) == list(TARGETS), f"names differ with {cpus} CPUs"
+    # The fake CPU count did reach the table: the CPU-budget rows scale with it.
+    workers = {cpus: table["fastapi-uvicorn-workers"].workers for cpus, table in tables.items()}
+    assert workers == {1: 2, 2: 2, 8: 4, 64: 32}
+    assert tables[64]["fastapi-uvicorn-workers"].settings()["workers"] == 32

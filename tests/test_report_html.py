@@ -1,8 +1,8 @@
 """report.html: one self-contained file — charts embedded, nothing fetched, raw HTML escaped.
 
-The unit tests read the file as text; the end-to-end test makes a real smoke run and opens
-the report in the system's headless Chromium (never a downloaded browser), recording every
-request the page makes.
+The unit tests read the file as text; the end-to-end test opens the report of a real smoke
+run (the session's shared one, see conftest.py) in the system's headless Chromium (never a
+downloaded browser), recording every request the page makes.
 """
 
 from __future__ import annotations
@@ -10,21 +10,20 @@ from __future__ import annotations
 import base64
 import json
 import re
-import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from analysis_fixtures import FakeRun, make_run
+from conftest import SharedRun
 
 from harness import schema
-from harness.charts.draw import CAPTIONS, OVERVIEW_CAPTION
+from harness.charts.paths import CAPTIONS, OVERVIEW_CAPTION
+from harness.report.build import build_all
 from harness.report.html import render_html, write_html
-from harness.report.markdown import build_all, headline
+from harness.report.markdown import headline
 from harness.results.folder import load
 
-PROJECT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -156,20 +155,12 @@ def test_write_html_reads_report_md(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
-def test_report_html_in_a_browser_makes_no_requests(tmp_path: Path) -> None:
+def test_report_html_in_a_browser_makes_no_requests(smoke_run: SharedRun, tmp_path: Path) -> None:
     from playwright import sync_api
 
     # Never skipped: `make test` installs Debian's chromium (see the Makefile's browser step).
     assert CHROMIUM.is_file(), f"no system Chromium at {CHROMIUM}: apt-get install chromium"
-    run_dir = tmp_path / "run"
-    done = subprocess.run(
-        [sys.executable, "-m", "harness", "run", "--profile", "smoke", "--out", str(run_dir)],
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    run_dir, done = smoke_run.run_dir, smoke_run.done
     assert done.returncode == 0, done.stderr
     report = run_dir / schema.REPORT_HTML
     assert report.is_file()
@@ -187,7 +178,7 @@ def test_report_html_in_a_browser_makes_no_requests(tmp_path: Path) -> None:
                 "Array.from(document.images).map(i => [i.complete, i.naturalWidth])"
             )
             text = " ".join(page.inner_text("body").split())
-            page.screenshot(path=str(run_dir / "report.png"), full_page=True)
+            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         finally:
             browser.close()
     assert requests, "the page itself was not requested"
@@ -195,5 +186,5 @@ def test_report_html_in_a_browser_makes_no_requests(tmp_path: Path) -> None:
     assert len(images) == len(links)
     assert all(complete and width > 0 for complete, width in images), images
     assert "Headline findings" in text and " ".join(expected.split()) in text
-    screenshot = run_dir / "report.png"
+    screenshot = tmp_path / "report.png"  # not in the shared run folder: it is read-only
     assert screenshot.is_file() and screenshot.stat().st_size > 100_000

@@ -33,17 +33,15 @@ from analysis_fixtures import (
 
 from harness import schema
 from harness.histogram import latency_stats
-from harness.results.folder import load, per_second, summary_path
-from harness.results.summary import (
+from harness.results.flags import (
     CEILING_FRACTION,
     ERROR_RATE_LIMIT,
     GENERATOR_CPU_LIMIT_PCT,
     LATE_STARTS_LIMIT,
-    bound_rps,
-    build_summary,
     cell_flags,
-    write_summary,
 )
+from harness.results.folder import load, per_second, summary_path
+from harness.results.summary import bound_rps, build_summary, write_summary
 from harness.results.trials import UNSTABLE_CV, mean_ci, t95
 
 HDR_PRECISION = 1e-3  # 3 significant digits
@@ -55,9 +53,9 @@ def run(tmp_path: Path) -> FakeRun:
 
 
 def nearest_rank(values: np.ndarray, percentile: float) -> float:
-    """HdrHistogram's percentile definition, computed directly on the raw values."""
+    """The nearest-rank percentile (the ceil(p/100 x n)-th smallest), on the raw values."""
     ordered = np.sort(values)
-    rank = max(int(percentile * len(ordered) / 100 + 0.5), 1)
+    rank = max(math.ceil(percentile * len(ordered) / 100 - 1e-9), 1)
     return float(ordered[rank - 1])
 
 

@@ -158,7 +158,7 @@ def test_reference_is_the_first_target_that_started(
 
     @contextlib.contextmanager
     def fake_serve(
-        target: Target, log_path: Path, cpus: Sequence[int] | None
+        target: Target, log_path: Path, cpus: Sequence[int] | None, background_stop: bool = False
     ) -> Iterator[SimpleNamespace]:
         logs.append(log_path)
         if target.name == "broken":

@@ -1,17 +1,17 @@
-"""What every chart of a run shares: colours, load axes, cell marks, legends, axes and saving.
+"""What every chart of a run shares: colours, cell marks, legends, axes and saving.
 
 Each target keeps one colour across every chart of a run (from the sorted target names). A
 point is the median over trials; with more than one trial its error bar is the 95% confidence
 interval of the mean (Student's t, from summary.csv). Generator-bound cells get a black hollow
 square (they measure the load generator, not the server), cells with more than 5% errors a
 hollow circle, stalled cells a "stall" note, and failed or skipped cells red crosses on the x
-axis. The chart modules (``harness.charts.draw``, ``charts_detail``, ``charts_overview``) call
-``save`` through this module, so a test can watch every figure as it is written.
+axis; which rows those are is ``harness.results.rows``' to say. Every chart module saves
+through ``save`` here, called as ``common.save``, so a test can watch every figure as it is
+written.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -27,10 +27,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from harness import schema
 from harness.fileio import replacing
+from harness.results.flags import ERROR_RATE_LIMIT
 from harness.results.folder import Results
-from harness.results.summary import ERROR_RATE_LIMIT
+from harness.results.rows import erroring, generator_bound, not_ok, ok_only
 
 DPI = 110
 FIGSIZE = (8.0, 5.0)
@@ -39,21 +39,6 @@ LOG_RATIO = 20.0  # use a log axis when the data spans more than this factor
 Colour = tuple[float, float, float, float]
 LineStyle = Literal["-", "--", ":", "-."]
 
-
-@dataclass(frozen=True)
-class LoadAxis:
-    """How a load model is put on the x axis."""
-
-    column: str
-    label: str
-    suffix: str  # file-name suffix, "" for the default closed load
-    unit: str  # after a load value in words: "10 users", "100 requests/s offered"
-
-
-LOAD_AXES = {
-    "closed": LoadAxis("users", "concurrent users", "", "users"),
-    "open": LoadAxis("rate", "offered arrival rate (requests/s)", "_open", "requests/s offered"),
-}
 
 # Error bars of a figure: the summary columns holding its confidence interval over trials.
 CI_COLUMNS = {"rps": ("rps_ci_low", "rps_ci_high"), "p99_ms": ("p99_ci_low_ms", "p99_ci_high_ms")}
@@ -76,23 +61,6 @@ def target_colours(target_names: list[str]) -> dict[str, Colour]:
         return {name: palette(index) for index, name in enumerate(names)}
     palette = plt.get_cmap("turbo")
     return {name: palette(index / (len(names) - 1)) for index, name in enumerate(names)}
-
-
-def load_words(axis: LoadAxis, value: float) -> str:
-    """A load level in words: "100 users", "300 requests/s offered"."""
-    return f"{value:g} {axis.unit}"
-
-
-def ok_only(rows: pd.DataFrame) -> pd.DataFrame:
-    return rows[rows["status"].eq(schema.STATUS_OK).fillna(False)]
-
-
-def generator_bound(rows: pd.DataFrame) -> pd.Series:
-    return rows["generator_bound"].fillna(False).astype(bool)
-
-
-def erroring(rows: pd.DataFrame) -> pd.Series:
-    return rows["error_rate"].fillna(0.0).astype("float64") > ERROR_RATE_LIMIT
 
 
 def by_load(rows: pd.DataFrame, x: str, value: str) -> pd.DataFrame:
@@ -178,7 +146,7 @@ def mark_cells(
             textcoords="offset points",
             fontsize=8,
         )
-    failed = rows[~rows["status"].eq(schema.STATUS_OK).fillna(False)]
+    failed = not_ok(rows)
     failed = failed[failed[x].notna()]
     if len(failed):
         # Sit on the bottom edge whatever the y scale, so a failure never looks like a value.
@@ -220,7 +188,7 @@ def mark_handles(rows: pd.DataFrame, *, failed: bool = True) -> list[Line2D]:
         handles.append(hollow("s", 11, "black", GENERATOR_LABEL))
     if erroring(ok).any():
         handles.append(hollow("o", 10, "grey", f"error rate > {ERROR_RATE_LIMIT:.0%}"))
-    if failed and (~rows["status"].eq(schema.STATUS_OK).fillna(False)).any():
+    if failed and not not_ok(rows).empty:
         handles.append(
             Line2D(
                 [],
@@ -270,7 +238,7 @@ def log_if_wide(ax: Axes, values: pd.Series, which: Literal["x", "y"] = "y") -> 
     return True
 
 
-def style_load_axis(ax: Axes, xs: pd.Series, axis: LoadAxis, ylabel: str) -> None:
+def style_load_axis(ax: Axes, xs: pd.Series, xlabel: str, ylabel: str) -> None:
     """The x axis of a chart against load: one tick per level, log when the sweep is wide."""
     values = sorted(set(xs.dropna().astype("float64")))
     positive = [v for v in values if v > 0]
@@ -280,7 +248,7 @@ def style_load_axis(ax: Axes, xs: pd.Series, axis: LoadAxis, ylabel: str) -> Non
     if values:
         ax.set_xticks(values)
         ax.xaxis.set_major_formatter(number_formatter())
-    ax.set_xlabel(axis.label)
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, which="major", alpha=0.35)
 

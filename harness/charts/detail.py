@@ -4,7 +4,8 @@ Per scenario and load model: p99 latency against throughput (the knee, one line 
 through its load levels), server CPU and memory against load (the generator's CPU thin grey),
 and at one load level (``harness.results.rows.chart_level``: the highest every target completed,
 as the headline findings use) the HDR percentile plot of latency and the successful requests
-of every second of the measurement window. Each returns None when it has nothing to draw.
+of every second of the measurement window. Per scenario, the stalled cells' requests of every
+second around the stall. Each returns None when it has nothing to draw.
 """
 
 from __future__ import annotations
@@ -16,17 +17,20 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from hdrh.histogram import HdrHistogram
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, MaxNLocator, NullFormatter, NullLocator
 
 from harness.charts import common
-from harness.charts.common import FIGSIZE, Colour, LoadAxis
+from harness.charts.common import FIGSIZE, Colour
+from harness.format import load_text
 from harness.histogram import UNIT_TO_MS, decode_histogram
+from harness.results.flags import GENERATOR_CPU_LIMIT_PCT
 from harness.results.folder import Results, per_second
-from harness.results.rows import chart_level
-from harness.results.summary import GENERATOR_CPU_LIMIT_PCT, read_latency
+from harness.results.raw import read_latency
+from harness.results.rows import LoadAxis, chart_level, generator_bound, ok_only
 
 Drawer = Callable[[Results, str, pd.DataFrame, LoadAxis, dict[str, Colour], Path], Path | None]
 
@@ -57,7 +61,7 @@ def knee_chart(
     path: Path,
 ) -> Path | None:
     """x = throughput, y = p99, one line per target through its load levels, levels labelled."""
-    ok = common.ok_only(rows).dropna(subset=["rps", "p99_ms", axis.column])
+    ok = ok_only(rows).dropna(subset=["rps", "p99_ms", axis.column])
     if ok.empty:
         return None
     fig, ax = plt.subplots(figsize=FIGSIZE)
@@ -93,7 +97,7 @@ def knee_chart(
 
 def _at_level(rows: pd.DataFrame, axis: LoadAxis) -> tuple[float | None, pd.DataFrame]:
     level = chart_level(rows, axis.column)
-    ok = common.ok_only(rows)
+    ok = ok_only(rows)
     return level, ok[ok[axis.column] == level] if level is not None else ok.iloc[0:0]
 
 
@@ -161,7 +165,7 @@ def percentile_chart(
     for target, group in at.groupby("target", sort=True):
         histogram, to_ms = merged_histogram(results, [str(c) for c in group["cell_id"]])
         if histogram is not None:
-            bound = bool(common.generator_bound(group).any())
+            bound = bool(generator_bound(group).any())
             curves.append((str(target), *percentile_curve(histogram, to_ms), bound))
     if not curves:
         return None
@@ -183,7 +187,7 @@ def percentile_chart(
     note = "exact HDR histograms of every successful request"
     note += f", {trials} trials merged" if trials > 1 else ""
     note += "; from each intended start" if axis.column == "rate" else ""
-    what = f"latency distribution at {common.load_words(axis, level)}"
+    what = f"latency distribution at {load_text(axis.model, level)}"
     ax.set_title(common.title(results, scenario, what, note), fontsize=common.TITLE_SIZE)
     fig.tight_layout()
     return common.save(fig, path)
@@ -193,6 +197,30 @@ def per_second_counts(frame: pd.DataFrame) -> pd.Series:
     """Successes per second of a window; a second without a completion counts 0."""
     counts = frame.set_index("second")["successes"].astype("float64")
     return counts.reindex(range(int(counts.index.max()) + 1), fill_value=0.0)
+
+
+def _seconds_stairs(
+    ax: Axes, row: pd.Series, counts: pd.Series, colour: Colour, **style: object
+) -> None:
+    """One cell's successes per second as stairs, its injected stall shaded in its colour."""
+    edges = np.arange(len(counts) + 1)
+    ax.stairs(counts.to_numpy(), edges, baseline=None, color=colour, **style)  # type: ignore[arg-type]
+    if not pd.isna(row["stall_at_s"]) and not pd.isna(row["stall_for_s"]):
+        start = float(row["stall_at_s"])
+        ax.axvspan(start, start + float(row["stall_for_s"]), color=colour, alpha=0.15)
+
+
+def _seconds_axes(ax: Axes, stalled: bool) -> list[Artist]:
+    """Axes and grid of a per-second chart; its legend handles, the stall's patch if any."""
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("seconds into the measurement window")
+    ax.set_ylabel("successful requests per second")
+    ax.grid(True, alpha=0.35)
+    handles: list[Artist] = list(ax.get_legend_handles_labels()[0])
+    if stalled:
+        handles.append(Patch(color="grey", alpha=0.3, label="server stalled (SIGSTOP)"))
+    return handles
 
 
 def _warmup_s(results: Results, cell_ids: list[str]) -> float | None:
@@ -226,29 +254,18 @@ def timeline_chart(
         return None
     fig, ax = plt.subplots(figsize=FIGSIZE)
     for row, counts in series:
-        colour = colours[str(row["target"])]
         first = int(row["trial"]) == int(at[at["target"] == row["target"]]["trial"].min())
         label = f"{row['target']}" + (f", trial {row['trial']}" if several else "")
-        ax.stairs(
-            counts.to_numpy(),
-            np.arange(len(counts) + 1),
-            baseline=None,
-            color=colour,
+        _seconds_stairs(
+            ax,
+            row,
+            counts,
+            colours[str(row["target"])],
             linewidth=1.8 if first else 1.0,
             alpha=1.0 if first else 0.6,
             label=label,
         )
-        if not pd.isna(row["stall_at_s"]) and not pd.isna(row["stall_for_s"]):
-            start = float(row["stall_at_s"])
-            ax.axvspan(start, start + float(row["stall_for_s"]), color=colour, alpha=0.15)
-    ax.set_xlim(left=0)
-    ax.set_ylim(bottom=0)
-    ax.set_xlabel("seconds into the measurement window")
-    ax.set_ylabel("successful requests per second")
-    ax.grid(True, alpha=0.35)
-    handles, _labels = ax.get_legend_handles_labels()
-    if at["stall_for_s"].notna().any():
-        handles.append(Patch(color="grey", alpha=0.3, label="server stalled (SIGSTOP)"))
+    handles = _seconds_axes(ax, stalled=bool(at["stall_for_s"].notna().any()))
     # Below the axes: the lines span the whole width, so any spot inside would hide one.
     ax.legend(
         handles=handles,
@@ -263,8 +280,40 @@ def timeline_chart(
     note = "the window only" + (
         f": the {warmup:g} s warm-up before it is excluded" if warmup else ""
     )
-    what = f"throughput (requests/s) over time at {common.load_words(axis, level)}"
+    what = f"throughput (requests/s) over time at {load_text(axis.model, level)}"
     ax.set_title(common.title(results, scenario, what, note), fontsize=common.TITLE_SIZE)
+    fig.tight_layout()
+    return common.save(fig, path)
+
+
+def stall_chart(
+    results: Results, scenario: str, rows: pd.DataFrame, colours: dict[str, Colour], path: Path
+) -> Path | None:
+    """Successful requests per second of each stalled cell of a scenario, the stall shaded."""
+    ok = ok_only(rows)
+    stalled = ok[ok["stall_for_s"].notna()].sort_values(["load_model", "target"])
+    series = [
+        (row, per_second(results.run_dir, str(row["cell_id"]))) for _, row in stalled.iterrows()
+    ]
+    series = [(row, frame) for row, frame in series if not frame.empty]
+    if not series:
+        return None
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    for row, frame in series:
+        load = f"{row['rate']:g}/s open" if row["load_model"] == "open" else f"{row['users']} users"
+        _seconds_stairs(
+            ax,
+            row,
+            per_second_counts(frame),
+            colours[str(row["target"])],
+            linewidth=1.8,
+            linestyle="-" if row["load_model"] == "open" else "--",
+            label=f"{row['target']}, {load}",
+        )
+    handles = _seconds_axes(ax, stalled=True)
+    ax.legend(handles=handles, fontsize=8, loc="best", framealpha=0.9)
+    what = "throughput (requests/s) over time around the injected stall"
+    ax.set_title(common.title(results, scenario, what), fontsize=common.TITLE_SIZE)
     fig.tight_layout()
     return common.save(fig, path)
 
@@ -283,7 +332,7 @@ def resources_chart(
     path: Path,
 ) -> Path | None:
     """Server CPU % and server RSS MB against load; the generator's CPU thin grey."""
-    ok = common.ok_only(rows)
+    ok = ok_only(rows)
     columns = ["server_cpu_pct", "server_rss_mb", "generator_cpu_pct"]
     if ok[columns].isna().all().all():
         return None
@@ -307,8 +356,10 @@ def resources_chart(
     cpu.axhline(GENERATOR_CPU_LIMIT_PCT, color="grey", linestyle=":", linewidth=1.0)
     common.mark_cells(cpu, rows, axis.column, "generator_cpu_pct", colours)
     common.mark_cells(rss, rows, axis.column, "server_rss_mb", colours)
-    common.style_load_axis(cpu, rows[axis.column], axis, "CPU (% of one core)")
-    common.style_load_axis(rss, rows[axis.column], axis, "peak RSS (MB, all server processes)")
+    common.style_load_axis(cpu, rows[axis.column], axis.label, "CPU (% of one core)")
+    common.style_load_axis(
+        rss, rows[axis.column], axis.label, "peak RSS (MB, all server processes)"
+    )
     cpu_peak = _peak(ok[["server_cpu_pct", "generator_cpu_pct"]])
     cpu.set_ylim(bottom=0, top=max(110.0, cpu_peak * 1.1))
     rss.set_ylim(bottom=0, top=max(_peak(ok[["server_rss_mb"]]) * 1.15, 1.0))
@@ -332,7 +383,7 @@ def resources_chart(
     return common.save(fig, path)
 
 
-# Chart name (harness.charts.draw.CAPTIONS) -> how it is drawn.
+# Chart name (harness.charts.paths.CAPTIONS) -> how it is drawn.
 DRAWERS: dict[str, Drawer] = {
     "knee": knee_chart,
     "percentiles": percentile_chart,

@@ -1,9 +1,10 @@
 """The overview chart across scenarios: how many times the WSGI throughput ASGI serves.
 
 One group of bars per scenario (and load model), one bar per ASGI/WSGI pair of targets, at the
-scenario's comparison level (``harness.results.rows``: the highest load every target completed,
-generator-bound cells left out). A bar is coloured like its WSGI target, hatched per ASGI target
-when there are several; a line marks 1.0 (the same throughput).
+scenario's comparison level (``harness.results.ratios``: the highest load every target
+completed, generator-bound cells left out). A bar is coloured like its WSGI target, hatched per
+ASGI target when there are several; a line marks 1.0 (the same throughput). More pairs than
+MAX_BAR_PAIRS make a heatmap per scenario instead.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from harness.charts import common
-from harness.charts.common import LOAD_AXES, Colour
+from harness.charts.common import Colour
+from harness.format import load_text, ratio_times
 from harness.results.folder import Results
-from harness.results.rows import RatioSet, asgi_wsgi_ratios
+from harness.results.ratios import RatioSet, asgi_wsgi_ratios
 
 HATCHES = ("", "//", "..", "xx", "\\\\")
 MAX_BAR_PAIRS = 8  # more ASGI/WSGI pairs than this read better as a heatmap
@@ -29,24 +31,17 @@ MAX_SKIPPED_NAMED = 3  # the subtitle names this many left-out cells, then count
 
 def ratio_sets(results: Results) -> list[RatioSet]:
     """Per scenario and load model that has cells: its ASGI/WSGI ratios (maybe none)."""
-    summary = results.summary
     return [
         asgi_wsgi_ratios(results, scenario, model)
         for scenario in results.scenario_names
-        for model in LOAD_AXES
-        if (summary["scenario"].eq(scenario) & summary["load_model"].eq(model)).fillna(False).any()
+        for model in results.load_models(scenario)
     ]
 
 
-def ratio_label(ratio: float) -> str:
-    return f"{ratio:.2f}×" if ratio < 10 else f"{ratio:.1f}×"
-
-
 def _group_label(ratio_set: RatioSet) -> str:
-    axis = LOAD_AXES[ratio_set.load_model]
     name = ratio_set.scenario + (" (open)" if ratio_set.load_model == "open" else "")
     level = 0.0 if ratio_set.level is None else ratio_set.level
-    return f"{name}\nat {common.load_words(axis, level).replace('requests/s', 'req/s')}"
+    return f"{name}\nat {load_text(ratio_set.load_model, level).replace('requests/s', 'req/s')}"
 
 
 def _skipped_note(sets: list[RatioSet]) -> str:
@@ -85,7 +80,7 @@ def ratio_chart(results: Results, colours: dict[str, Colour], path: Path) -> Pat
                 linewidth=0.6,
                 hatch=HATCHES[asgi_names.index(ratio.asgi) % len(HATCHES)],
             )
-            ax.bar_label(bars, labels=[ratio_label(ratio.ratio)], padding=2, fontsize=8)
+            ax.bar_label(bars, labels=[ratio_times(ratio.ratio)], padding=2, fontsize=8)
             peak = max(peak, ratio.ratio)
     ax.axhline(1.0, color="black", linestyle="--", linewidth=1.0)
     ax.set_xticks(range(len(sets)))
@@ -127,7 +122,7 @@ def _heatmap_chart(sets: list[RatioSet], every: list[RatioSet], path: Path) -> P
         image = ax.imshow(shown, cmap="RdBu", norm=norm, aspect="auto")
         for (row, column), value in np.ndenumerate(grid):
             if not np.isnan(value):
-                ax.text(column, row, ratio_label(value), ha="center", va="center", fontsize=7)
+                ax.text(column, row, ratio_times(value), ha="center", va="center", fontsize=7)
         ax.set_xticks(range(len(wsgi)), wsgi, rotation=35, ha="right", fontsize=8)
         first = ax is axes[0][0]
         ax.set_yticks(range(len(asgi)), asgi if first else [""] * len(asgi), fontsize=8)

@@ -1,155 +1,69 @@
-"""Runs inside the locust process: exact latency recording and the measurement window.
+"""Runs inside the locust process: a sweep of cells, each with exact latency recording.
 
-Loaded next to a scenario file (``locust -f scenario.py,harness/loadgen/extension.py``); the
-orchestrator never imports this module. It
+Loaded next to a scenario file (``locust -f scenario.py,harness/loadgen/extension.py``) with
+``--gatebench-plan FILE`` (``harness.loadgen.stages``); the orchestrator never imports this
+module. One process runs every stage (cell) of the plan in order. For each stage it
 
-- records every request's latency at full resolution (locust's own stats round to about
-  two significant digits) into an HDR histogram with 3 significant digits, in microseconds;
-- opens the measurement window ``--gatebench-warmup`` seconds after all users are spawned
-  and closes it ``--gatebench-duration`` seconds later: requests that complete outside the
-  window are not counted, so warm-up never reaches a figure;
-- counts failures apart, by kind, and never mixes them into latency;
-- counts requests named ``connect`` (long-lived connections, ``harness.loadgen.users``)
-  over the whole cell, warm-up included, since users connect while they spawn: ``connects``,
-  ``connect_failures``; and notes when load started (``load_started_at``, epoch seconds);
-- writes ``latency.json`` (see ``harness.schema.LATENCY_FILE``) and stops locust itself.
+- waits for the orchestrator's go file (the target's server is ready; it names the host),
+  then starts the stage's users from zero (or, for open load, one driver user that launches
+  requests on the arrival schedule, ``harness.loadgen.open_load``);
+- opens the measurement window ``warmup_s`` after all users are spawned (open load: after
+  the schedule starts) and closes it ``duration_s`` later: only requests that *complete*
+  inside it are counted (``harness.loadgen.recorder``), so warm-up never reaches a figure;
+- counts requests named ``connect`` (long-lived connections, ``harness.loadgen.users``) over
+  the whole stage, warm-up included, since users connect while they spawn, and notes when
+  the stage's load started (``load_started_at``, epoch seconds);
+- stops the users, then writes the cell's ``locust_*.csv`` (locust's own figures for the
+  stage) and ``latency.json`` last (``harness.schema.LATENCY_FILE``): its appearance tells
+  the orchestrator the stage is done.
+
+After the last stage locust quits. It also quits when its parent (the orchestrator) is gone
+or no go file comes within ``GO_TIMEOUT_S``.
 """
 
 from __future__ import annotations
 
+import csv
+import gc
 import json
 import os
 import time
 from typing import Any
 
 import gevent
-from hdrh.histogram import HdrHistogram
+from gevent.event import Event
 from locust import User, events
 from locust.env import Environment
+from locust.runners import STATE_INIT, STATE_STOPPED
+from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
-from harness.fileio import atomic_write_text
+from harness import schema
+from harness.fileio import atomic_write_text, replacing
 from harness.loadgen import OPEN_USER_CLASS
 from harness.loadgen.open_load import Schedule, check_user_class, intended_start, make_open_user
-from harness.schema import WINDOW_FILE
+from harness.loadgen.recorder import HIGHEST_US, Recorder, failure_kind
+from harness.loadgen.stages import Stage, read_go, read_plan
 
-HIGHEST_US = 3_600_000_000  # one hour; anything slower is a stuck request, clamped
-SIGNIFICANT_DIGITS = 3
+__all__ = ["HIGHEST_US", "Recorder", "failure_kind"]
 
+GO_POLL_S = 0.005
+GO_TIMEOUT_S = 150.0  # longer than a target server may take to start, retries included
+LOCUST_CSV = {  # file name -> StatsCSV method writing it
+    f"{schema.LOCUST_CSV_PREFIX}_stats.csv": "requests_csv",
+    f"{schema.LOCUST_CSV_PREFIX}_failures.csv": "failures_csv",
+    f"{schema.LOCUST_CSV_PREFIX}_exceptions.csv": "exceptions_csv",
+}
 
-def _new_histogram() -> HdrHistogram:
-    return HdrHistogram(1, HIGHEST_US, SIGNIFICANT_DIGITS)
-
-
-class Recorder:
-    """Everything recorded in one cell's measurement window."""
-
-    def __init__(self, warmup_s: float, duration_s: float) -> None:
-        self.warmup_s = warmup_s
-        self.duration_s = duration_s
-        self.window_start: float | None = None
-        self.window_end: float | None = None
-        self.histogram = _new_histogram()
-        self.uncorrected = _new_histogram()
-        self.by_name: dict[str, dict[str, Any]] = {}
-        self.successes = 0
-        self.failures = 0
-        self.failures_by_kind: dict[str, int] = {}
-        self.per_second: dict[int, list[int]] = {}
-        self.log: list[tuple[float, int]] | None = None
-        self.written = False
-        self.connects = 0  # "connect" requests over the whole cell, not just the window
-        self.connect_failures = 0
-        self.load_started_at: float | None = None
-
-    def open_window(self, now: float) -> None:
-        self.window_start = now + self.warmup_s
-        self.window_end = self.window_start + self.duration_s
-
-    def record(
-        self,
-        now: float,
-        name: str,
-        response_time_ms: float,
-        failure_kind: str | None,
-        corrected_ms: float | None = None,
-    ) -> None:
-        """One finished request; corrected_ms is the latency from its intended start."""
-        if self.window_start is None or self.window_end is None:
-            return  # users still spawning: warm-up
-        if not self.window_start <= now < self.window_end:
-            return
-        entry = self.by_name.get(name)
-        if entry is None:
-            entry = {"successes": 0, "failures": 0, "histogram": _new_histogram()}
-            self.by_name[name] = entry
-        second = self.per_second.setdefault(int(now - self.window_start), [0, 0])
-        if failure_kind is not None:
-            self.failures += 1
-            entry["failures"] += 1
-            second[1] += 1
-            self.failures_by_kind[failure_kind] = self.failures_by_kind.get(failure_kind, 0) + 1
-            return
-        micros = _micros(response_time_ms if corrected_ms is None else corrected_ms)
-        self.successes += 1
-        entry["successes"] += 1
-        second[0] += 1
-        self.histogram.record_value(micros)
-        self.uncorrected.record_value(_micros(response_time_ms))
-        entry["histogram"].record_value(micros)
-        if self.log is not None:
-            self.log.append((now, micros))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema": 1,
-            "unit": "us",
-            "window_start": self.window_start,
-            "window_end": self.window_end,
-            "duration_s": self.duration_s,
-            "warmup_s": self.warmup_s,
-            "complete": self.window_end is not None and time.time() >= self.window_end,
-            "successes": self.successes,
-            "failures": self.failures,
-            "failures_by_kind": dict(sorted(self.failures_by_kind.items())),
-            "histogram": _encode(self.histogram),
-            "histogram_uncorrected": _encode(self.uncorrected),
-            "per_second": [[s, *self.per_second[s]] for s in sorted(self.per_second)],
-            "connects": self.connects,
-            "connect_failures": self.connect_failures,
-            "load_started_at": self.load_started_at,
-            "by_name": {
-                name: {
-                    "successes": e["successes"],
-                    "failures": e["failures"],
-                    "histogram": _encode(e["histogram"]),
-                }
-                for name, e in sorted(self.by_name.items())
-            },
-        }
-
-
-def _micros(milliseconds: float) -> int:
-    return int(min(max(round(milliseconds * 1000), 1), HIGHEST_US))
-
-
-def _encode(histogram: HdrHistogram) -> str:
-    encoded = histogram.encode()
-    return encoded.decode("ascii") if isinstance(encoded, bytes) else str(encoded)
-
-
-def failure_kind(exception: BaseException | None, response: Any) -> str | None:
-    """A short, stable name for what went wrong, or None for a success."""
-    if exception is None:
-        return None
-    status = getattr(response, "status_code", None)
-    if isinstance(status, int) and status >= 400:
-        return f"HTTP {status}"
-    return type(exception).__name__
-
-
-_recorder: Recorder | None = None
 _environment: Environment | None = None
-_schedule = Schedule()
+_stage: Stage | None = None  # the running stage
+_recorder: Recorder | None = None  # ... and what it recorded
+_schedule = Schedule()  # ... and its arrival schedule (open load)
+_window_opened = Event()
+_idle = Event()  # set once locust's own start (with no users) is done
+
+
+def _current_schedule() -> Schedule:
+    return _schedule
 
 
 def _scenario_classes() -> list[type[User]]:
@@ -170,37 +84,26 @@ def _scenario_classes() -> list[type[User]]:
 
 def _open_window_now() -> None:
     if _recorder is not None and _recorder.window_start is None:
-        _start_window()
+        _open_window()
 
 
-GatebenchOpenUser = make_open_user(_schedule, _scenario_classes, _open_window_now)
+GatebenchOpenUser = make_open_user(_current_schedule, _scenario_classes, _open_window_now)
 
 
 @events.init_command_line_parser.add_listener
 def _add_arguments(parser: Any) -> None:
     group = parser.add_argument_group("gatebench")
-    group.add_argument("--gatebench-out", default="", help="where to write latency.json")
-    group.add_argument("--gatebench-warmup", type=float, default=0.0, help="warm-up seconds")
-    group.add_argument("--gatebench-duration", type=float, default=0.0, help="window seconds")
-    group.add_argument("--gatebench-log", default="", help="optional per-request latency log")
-    group.add_argument("--gatebench-rate", type=float, default=0.0, help="open load: arrivals/s")
-    group.add_argument("--gatebench-arrivals", choices=("poisson", "fixed"), default="poisson")
-    group.add_argument("--gatebench-seed", type=int, default=-1, help="arrival seed (-1: random)")
+    group.add_argument("--gatebench-plan", default="", help="the sweep plan (stages) to run")
 
 
 @events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
-    global _recorder, _environment
+    global _environment
     _environment = environment
     options = environment.parsed_options
-    if options is None or not options.gatebench_out:
+    if options is None or not options.gatebench_plan:
         return  # loaded without the harness (e.g. plain `locust -f`): record nothing
-    _recorder = Recorder(options.gatebench_warmup, options.gatebench_duration)
-    if options.gatebench_log:
-        _recorder.log = []
-    if options.gatebench_rate > 0:
-        seed = None if options.gatebench_seed < 0 else options.gatebench_seed
-        _schedule.configure(options.gatebench_rate, options.gatebench_arrivals, seed)
+    gevent.spawn(_sweep, environment, read_plan(options.gatebench_plan))
 
 
 @events.request.add_listener
@@ -219,7 +122,7 @@ def _on_request(
     intended = intended_start.pop(gevent.getcurrent(), None)
     corrected = None if intended is None else (now - intended) * 1000
     kind = failure_kind(exception, response)
-    if name == "connect":
+    if name == "connect" and not _recorder.written:
         if kind is None:
             _recorder.connects += 1
         else:
@@ -235,51 +138,96 @@ def _on_test_start(**_: Any) -> None:
 
 @events.spawning_complete.add_listener
 def _on_spawned(user_count: int, **_: Any) -> None:
+    if _stage is None:
+        _idle.set()  # locust's own headless start, with no users: the sweep may begin
+        return
     # Closed load: warm-up starts once every user is spawned. Open load starts its window
     # when the schedule starts (see _open_window_now).
-    if _recorder is None or _recorder.window_start is not None or _schedule.rate > 0:
-        return
-    _start_window()
-
-
-def _start_window() -> None:
-    assert _recorder is not None
-    _recorder.open_window(time.time())
-    environment = _environment
-    options = environment.parsed_options if environment is not None else None
-    if options is not None:
-        # Tells the orchestrator when the window opens (it times an injected stall by it).
-        window = {"window_start": _recorder.window_start, "window_end": _recorder.window_end}
-        folder = os.path.dirname(os.path.abspath(options.gatebench_out))
-        atomic_write_text(os.path.join(folder, WINDOW_FILE), json.dumps(window))
-    if environment is not None and _recorder.duration_s > 0:
-        gevent.spawn_later(_recorder.warmup_s + _recorder.duration_s, _finish, environment)
-
-
-def _finish(environment: Environment) -> None:
-    _write(environment)
-    if environment.runner is not None:
-        environment.runner.quit()
+    if _recorder is not None and _recorder.window_start is None and _stage.load_model == "closed":
+        _open_window()
 
 
 @events.test_stop.add_listener
 def _on_stop(environment: Environment, **_: Any) -> None:
-    _write(environment)
+    # locust stopping under a stage (SIGTERM, a crash): write what there is, marked incomplete.
+    if _stage is not None and _recorder is not None and not _recorder.written:
+        _write_stage(environment, _stage, _recorder, _recorder.to_dict())
 
 
-def _write(environment: Environment) -> None:
-    if _recorder is None or _recorder.written:
-        return
-    _recorder.written = True
-    options = environment.parsed_options
-    if options is None:
-        return
-    record = _recorder.to_dict()
-    if _schedule.rate > 0:
+def _open_window() -> None:
+    assert _recorder is not None and _stage is not None
+    _recorder.open_window(time.time())
+    window = {"window_start": _recorder.window_start, "window_end": _recorder.window_end}
+    # Tells the orchestrator when the window opens (it times an injected stall by it).
+    atomic_write_text(os.path.join(_stage.out_dir, schema.WINDOW_FILE), json.dumps(window))
+    _window_opened.set()
+
+
+def _sweep(environment: Environment, stages: list[Stage]) -> None:
+    runner = environment.runner
+    assert runner is not None
+    _idle.wait(timeout=30)
+    parent = os.getppid()
+    for stage in stages:
+        go = _wait_for_go(stage, parent)
+        if go is None:
+            break  # the orchestrator is gone or gave up on us
+        if go.get("skip"):
+            continue
+        environment.host = str(go["host"])
+        _run_stage(environment, stage)
+    runner.quit()
+
+
+def _wait_for_go(stage: Stage, parent: int) -> dict[str, Any] | None:
+    deadline = time.monotonic() + GO_TIMEOUT_S
+    while time.monotonic() < deadline and os.getppid() == parent:
+        go = read_go(stage.out_dir)
+        if go is not None:
+            return go
+        gevent.sleep(GO_POLL_S)
+    return None
+
+
+def _run_stage(environment: Environment, stage: Stage) -> None:
+    global _stage, _recorder, _schedule
+    runner = environment.runner
+    assert runner is not None
+    if runner.state not in (STATE_INIT, STATE_STOPPED):
+        runner.stop()
+    recorder = Recorder(stage.warmup_s, stage.duration_s)
+    recorder.log = [] if stage.log else None
+    schedule = Schedule()
+    if stage.load_model == "open" and stage.rate:
+        schedule.configure(stage.rate, stage.arrivals, None if stage.seed < 0 else stage.seed)
+    _window_opened.clear()
+    _stage, _recorder, _schedule = stage, recorder, schedule
+    count = 1 if stage.load_model == "open" else stage.users
+    runner.start(count, spawn_rate=count)  # from zero users: fires test_start, clears stats
+    _window_opened.wait()
+    assert recorder.window_end is not None
+    gevent.sleep(max(0.0, recorder.window_end - time.time()))
+    record = recorder.to_dict()  # the window is closed: what the users do next is not counted
+    recorder.written = True
+    runner.stop()
+    gc.collect()  # close the stopped users' sockets now, not in the next stage
+    _write_stage(environment, stage, recorder, record)
+
+
+def _write_stage(
+    environment: Environment, stage: Stage, recorder: Recorder, record: dict[str, Any]
+) -> None:
+    recorder.written = True
+    record["host"] = environment.host
+    if stage.load_model == "open":
         record["open"] = _schedule.to_dict()
     else:
         del record["histogram_uncorrected"]  # same as "histogram" in closed load
-    atomic_write_text(options.gatebench_out, json.dumps(record))
-    if _recorder.log is not None and options.gatebench_log:
-        lines = "".join(f"{t:.6f},{us}\n" for t, us in _recorder.log)
-        atomic_write_text(options.gatebench_log, "t,latency_us\n" + lines)
+    stats = StatsCSV(environment, PERCENTILES_TO_REPORT)
+    for name, method in LOCUST_CSV.items():
+        with replacing(os.path.join(stage.out_dir, name)) as tmp, open(tmp, "w") as handle:
+            getattr(stats, method)(csv.writer(handle))
+    if recorder.log is not None:
+        lines = "".join(f"{t:.6f},{us}\n" for t, us in recorder.log)
+        atomic_write_text(os.path.join(stage.out_dir, schema.REQUEST_LOG), "t,latency_us\n" + lines)
+    atomic_write_text(os.path.join(stage.out_dir, schema.LATENCY_FILE), json.dumps(record))

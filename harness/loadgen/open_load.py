@@ -79,17 +79,21 @@ class Schedule:
 
 
 def make_open_user(
-    schedule: Schedule,
+    current_schedule: Callable[[], Schedule],
     scenario_classes: Callable[[], list[type[User]]],
     on_start: Callable[[], None],
 ) -> type[User]:
-    """The one locust user that drives the schedule (selected by name on locust's CLI)."""
+    """The one locust user that drives the schedule (selected by name on locust's CLI).
+
+    ``current_schedule`` gives the running stage's schedule: each stage of a sweep has its
+    own, so requests still in flight from an earlier stage count against theirs."""
 
     class GatebenchOpenUser(User):
         wait_time = constant(0)
 
         @task
         def drive(self) -> None:
+            schedule = current_schedule()
             if schedule.rate <= 0:
                 raise StopUser  # closed-model run: this user is not for it
             classes = scenario_classes()
@@ -112,9 +116,11 @@ def make_open_user(
                 chosen = rng.choices(classes, weights)[0]
                 schedule.launched += 1
                 schedule.in_flight += 1
-                gevent.spawn(self._one, chosen, pools[chosen], due)
+                gevent.spawn(self._one, schedule, chosen, pools[chosen], due)
 
-        def _one(self, user_class: type[User], pool: list[User], due: float) -> None:
+        def _one(
+            self, schedule: Schedule, user_class: type[User], pool: list[User], due: float
+        ) -> None:
             intended_start[gevent.getcurrent()] = due
             user: User | None = None
             try:
@@ -135,8 +141,8 @@ def make_open_user(
 
 
 def _new_user(user_class: type[User], environment: Any) -> User:
-    if not getattr(user_class, "host", None):
-        user_class.host = environment.host  # locust sets it only on the classes it runs
+    # locust sets the host only on the classes it runs; a sweep moves from target to target.
+    user_class.host = environment.host
     user = user_class(environment)
     user.on_start()
     return user

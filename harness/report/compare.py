@@ -1,264 +1,42 @@
-"""Compare two run folders: did throughput or tail latency change, and is the change real?
+"""Writing the comparison of two runs: comparison.csv, comparison.md, comparison.png, and the
+terminal table of ``python -m harness compare`` (``run_compare``, its exit status).
 
-Cells are matched by (scenario, target, load_model, users, rate), trials ignored. For each
-matched group the median rps and p99 of the ok trials are compared, and Welch's t-test says
-whether the rps difference is more than noise: over the trials' rps when both runs have at
-least 2 ok trials, otherwise over the successful requests per second of the cells' windows.
-p99 is tested only over trials (one p99 per trial). A change counts when it is significant
-(p < ALPHA) *and* at least the threshold; a regression is rps slower or p99 higher by that.
-Generator-bound cells measured locust, not the server, and are not compared. Differences in
-machine, pinning, packages, scenario files or target settings are listed as notes.
-This module reads only the two folders (through ``harness.results.folder``), never the runner.
+The statistics and verdicts are ``harness.results.compare``'s (``compare_runs``), the chart
+``harness.charts.compare``'s; this module owns how they are told: the explanation of the test,
+the Markdown and plain-text tables, and the files, each written atomically.
 """
 
 from __future__ import annotations
 
-import math
-import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import pandas as pd
-from matplotlib.patches import Patch
-from scipy import stats
 
+from harness.charts.compare import comparison_chart
 from harness.fileio import atomic_write_text
-from harness.results.folder import Results, load, per_second
-from harness.results.trials import GROUP_KEYS
+from harness.format import EMPTY, fmt, fmt_change, missing
+from harness.results.compare import (
+    ALPHA,
+    BASIS_SECONDS,
+    BASIS_TRIALS,
+    DEFAULT_THRESHOLD_PCT,
+    NO_CHANGE,
+    WITHIN,
+    Comparison,
+    compare_runs,
+)
 
-ALPHA = 0.05
-DEFAULT_THRESHOLD_PCT = 5.0
-MIN_SECONDS = 3  # per-second samples a side: below this after dropping edges, keep the edges
-BASIS_TRIALS, BASIS_SECONDS = "trials", "per-second samples"
-FASTER, SLOWER = "faster", "slower"
-NO_CHANGE = "no significant change"
-WITHIN = "no significant change (within threshold)"
-GENERATOR_BOUND = "not comparable: generator-bound"
-NOT_TESTED = "not tested: too few samples"
-TABLE_COLUMNS = (
-    "scenario", "target", "load_model", "load", "rps_a", "rps_b", "rps_change_pct",
-    "rps_p_value", "basis", "p99_a_ms", "p99_b_ms", "p99_change_pct", "p99_p_value",
-    "verdict", "regression",
-)  # fmt: skip
 FILES = ("comparison.csv", "comparison.md", "comparison.png")
-COLOURS = {FASTER: "#2a9d4b", SLOWER: "#d1362f", "other": "#9e9e9e"}
-
-Key = tuple[Any, ...]
 
 
-@dataclass
-class Comparison:
-    """The result of comparing run A (before) with run B (after)."""
-
-    table: pd.DataFrame
-    unmatched: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    run_a: str = "A"
-    run_b: str = "B"
-    threshold_pct: float = DEFAULT_THRESHOLD_PCT
-
-    @property
-    def regressions(self) -> pd.DataFrame:
-        """Rows whose rps got slower, or p99 higher, significantly and beyond the threshold."""
-        return self.table[self.table["regression"].astype(bool)]
-
-
-def _key(values: Any) -> Key:
-    return tuple(None if pd.isna(v) else v for v in values)
-
-
-def load_label(load_model: str, users: Any, rate: Any) -> str:
-    if load_model == "open":
-        return f"{rate:g} req/s" if rate is not None else "open"
-    return f"{users} users"
-
-
-def _label(key: Key) -> str:
-    scenario, target, model, users, rate = key
-    return f"{scenario} · {target} · {load_label(str(model), users, rate)}"
-
-
-def _groups(results: Results) -> dict[Key, pd.DataFrame]:
-    ok = results.ok_rows()
-    keys = list(GROUP_KEYS)
-    return {_key(k): rows for k, rows in ok.groupby(keys, dropna=False, sort=False)}
-
-
-def _pct(a: float | None, b: float | None) -> float:
-    return (b - a) / a * 100.0 if a is not None and b is not None and a else math.nan
-
-
-def welch_p(a: list[float], b: list[float]) -> float:
-    """Two-sided p-value of Welch's t-test; NaN with fewer than 2 values on a side.
-
-    Two constant samples (no variance) give 1.0 when equal and 0.0 when not.
-    """
-    if len(a) < 2 or len(b) < 2:
-        return math.nan
-    if len(set(a)) == 1 and len(set(b)) == 1:
-        return 1.0 if a[0] == b[0] else 0.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
-    return p
-
-
-def second_samples(results: Results, cell_ids: list[str]) -> tuple[list[float], bool]:
-    """Successes in each second of the cells' windows, first and last seconds dropped.
-
-    Returns the samples and whether the edges had to be kept (too short a window to drop them).
-    """
-    samples: list[float] = []
-    kept_edges = False
-    for cell_id in cell_ids:
-        frame = per_second(results.run_dir, cell_id).dropna().sort_values("second")
-        values = [float(v) for v in frame["successes"]]
-        if len(values) - 2 >= MIN_SECONDS:
-            values = values[1:-1]
-        else:
-            kept_edges = kept_edges or bool(values)
-        samples += values
-    return samples, kept_edges
-
-
-def _median(rows: pd.DataFrame, column: str) -> float | None:
-    values = rows[column].dropna()
-    return float(values.median()) if len(values) else None
-
-
-def _values(rows: pd.DataFrame, column: str) -> list[float]:
-    return [float(v) for v in rows[column].dropna()]
-
-
-def _verdict(change: float, p: float, threshold: float) -> str:
-    if math.isnan(p) or math.isnan(change):
-        return NOT_TESTED
-    if p >= ALPHA:
-        return NO_CHANGE
-    if abs(change) < threshold:
-        return WITHIN
-    return FASTER if change > 0 else SLOWER
-
-
-def _compare_group(
-    key: Key, rows_a: pd.DataFrame, rows_b: pd.DataFrame, ra: Results, rb: Results, t: float
-) -> tuple[dict[str, Any], bool]:
-    """One table row for a matched group, and whether per-second edges had to be kept."""
-    scenario, target, model, users, rate = key
-    row: dict[str, Any] = {
-        "scenario": scenario, "target": target, "load_model": model,
-        "load": load_label(str(model), users, rate),
-        "rps_a": _median(rows_a, "rps"), "rps_b": _median(rows_b, "rps"),
-        "p99_a_ms": _median(rows_a, "p99_ms"), "p99_b_ms": _median(rows_b, "p99_ms"),
-        "rps_p_value": math.nan, "p99_p_value": math.nan, "basis": "", "regression": False,
-    }  # fmt: skip
-    row["rps_change_pct"] = _pct(row["rps_a"], row["rps_b"])
-    row["p99_change_pct"] = _pct(row["p99_a_ms"], row["p99_b_ms"])
-    bound = (
-        rows_a["generator_bound"].fillna(False).any()
-        or rows_b["generator_bound"].fillna(False).any()
-    )
-    if bound:
-        row["verdict"] = GENERATOR_BOUND
-        return row, False
-    kept = False
-    if len(rows_a) >= 2 and len(rows_b) >= 2:
-        row["basis"] = BASIS_TRIALS
-        row["rps_p_value"] = welch_p(_values(rows_a, "rps"), _values(rows_b, "rps"))
-        row["p99_p_value"] = welch_p(_values(rows_a, "p99_ms"), _values(rows_b, "p99_ms"))
-    else:
-        row["basis"] = BASIS_SECONDS
-        samples_a, kept_a = second_samples(ra, [str(c) for c in rows_a["cell_id"].dropna()])
-        samples_b, kept_b = second_samples(rb, [str(c) for c in rows_b["cell_id"].dropna()])
-        row["rps_p_value"] = welch_p(samples_a, samples_b)
-        kept = kept_a or kept_b
-    row["verdict"] = _verdict(row["rps_change_pct"], row["rps_p_value"], t)
-    p99 = _verdict(row["p99_change_pct"], row["p99_p_value"], t)
-    if p99 == FASTER:  # latency went up
-        row["verdict"] += "; p99 higher"
-    elif p99 == SLOWER:
-        row["verdict"] += "; p99 lower"
-    row["regression"] = row["verdict"].startswith(SLOWER) or p99 == FASTER
-    return row, kept
-
-
-def _differ(label: str, a: Any, b: Any) -> list[str]:
-    if a == b:
-        return []
-    return [f"{label}: A {'(none)' if a is None else a} vs B {'(none)' if b is None else b}"]
-
-
-def _section(results: Results, name: str) -> dict[str, Any]:
-    value = results.manifest.get(name)
-    return value if isinstance(value, dict) else {}
-
-
-def run_notes(ra: Results, rb: Results, keys: list[Key]) -> list[str]:
-    """Differences between the runs that could explain (or fake) a change."""
-    notes: list[str] = []
-    for section, fields in (
-        ("machine", ("cpu_model", "cpu_count", "python")),
-        ("pinning", ("server_cpus", "generator_cpus", "applied")),
-        ("git", ("sha", "dirty")),
-    ):
-        a, b = _section(ra, section), _section(rb, section)
-        for name in fields:
-            notes += _differ(f"{section} {name}", a.get(name), b.get(name))
-    packages_a, packages_b = _section(ra, "packages"), _section(rb, "packages")
-    for name in sorted(set(packages_a) | set(packages_b)):
-        notes += _differ(f"package {name}", packages_a.get(name), packages_b.get(name))
-    scenarios_a, scenarios_b = _section(ra, "scenarios"), _section(rb, "scenarios")
-    for name in sorted({str(k[0]) for k in keys}):
-        sha_a, sha_b = ((s.get(name) or {}).get("sha256") for s in (scenarios_a, scenarios_b))
-        notes += _differ(f"scenario {name} file changed, sha256", sha_a, sha_b)
-    for target in sorted({str(k[1]) for k in keys}):
-        a, b = ra.targets.get(target) or {}, rb.targets.get(target) or {}
-        for name in ("worker_class", "workers", "threads", "slots"):
-            notes += _differ(f"target {target} {name}", a.get(name), b.get(name))
-    durations = [sorted(set(r.summary["duration_s"].dropna())) for r in (ra, rb)]
-    notes += _differ("measured seconds per cell", *durations)
-    return notes
-
-
-def compare_runs(
-    run_a: Path, run_b: Path, threshold_pct: float = DEFAULT_THRESHOLD_PCT
-) -> Comparison:
-    """Compare run A (before) with run B (after); ValueError naming a folder that is not a run."""
-    ra, rb = load(run_a), load(run_b)
-    groups_a, groups_b = _groups(ra), _groups(rb)
-    matched = [k for k in groups_a if k in groups_b]
-    unmatched = [f"only in A: {_label(k)}" for k in groups_a if k not in groups_b]
-    unmatched += [f"only in B: {_label(k)}" for k in groups_b if k not in groups_a]
-    rows, kept_edges = [], False
-    for key in matched:
-        row, kept = _compare_group(key, groups_a[key], groups_b[key], ra, rb, threshold_pct)
-        rows.append(row)
-        kept_edges = kept_edges or kept
-    table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
-    table["regression"] = table["regression"].astype(bool)
-    notes = run_notes(ra, rb, matched)
-    if not matched:
-        notes.insert(0, "no cell of A matches a cell of B: nothing was compared")
-    if kept_edges:
-        notes.append(
-            f"some windows were too short to drop their first and last seconds and keep "
-            f"{MIN_SECONDS} per-second samples: the edges were kept"
-        )
-    return Comparison(table, unmatched, notes, ra.run_id, rb.run_id, threshold_pct)
-
-
-def _num(value: Any, fmt: str = ".1f", suffix: str = "") -> str:
-    return "–" if value is None or pd.isna(value) else f"{value:{fmt}}{suffix}"
+def _plain(value: Any) -> str:
+    """A figure of the comparison table: one decimal, no thousands separator."""
+    return fmt(value, 1, thousands=False)
 
 
 def _p_text(p: Any, long: bool) -> str:
-    if p is None or pd.isna(p):
+    if missing(p):
         return "n/a"
     return f"{p:.3g} ({'significant' if p < ALPHA else 'not significant'})" if long else f"{p:.3g}"
 
@@ -285,12 +63,12 @@ def _display(table: pd.DataFrame, long: bool) -> list[dict[str, str]]:
     rows = []
     for r in table.to_dict("records"):
         row = {"scenario": str(r["scenario"]), "target": str(r["target"]), "load": str(r["load"])}
-        row["rps A -> B"] = f"{_num(r['rps_a'])} -> {_num(r['rps_b'])}"
-        row["rps change"] = _num(r["rps_change_pct"], "+.1f", "%")
+        row["rps A -> B"] = f"{_plain(r['rps_a'])} -> {_plain(r['rps_b'])}"
+        row["rps change"] = fmt_change(r["rps_change_pct"])
         row["p (rps)"] = _p_text(r["rps_p_value"], long)
-        row["basis"] = str(r["basis"]) or "–"
-        row["p99 A -> B ms"] = f"{_num(r['p99_a_ms'])} -> {_num(r['p99_b_ms'])}"
-        row["p99 change"] = _num(r["p99_change_pct"], "+.1f", "%")
+        row["basis"] = str(r["basis"]) or EMPTY
+        row["p99 A -> B ms"] = f"{_plain(r['p99_a_ms'])} -> {_plain(r['p99_b_ms'])}"
+        row["p99 change"] = fmt_change(r["p99_change_pct"])
         row["p (p99)"] = _p_text(r["p99_p_value"], long)
         row["verdict"] = str(r["verdict"])
         row["regression"] = ("**yes**" if long else "REGRESSION") if r["regression"] else ""
@@ -318,42 +96,6 @@ def _markdown(comparison: Comparison) -> str:
     return "\n".join([*lines, "![rps change per group](comparison.png)", ""])
 
 
-def _chart(comparison: Comparison, path: Path) -> Path:
-    table, t = comparison.table, comparison.threshold_pct
-    fig, ax = plt.subplots(figsize=(9.0, 0.42 * len(table) + 2.2), layout="constrained")
-    ax.axvspan(-t, t, color="#e8e8e8", zorder=0)
-    ax.axvline(0, color="black", linewidth=0.8)
-    records = table.to_dict("records")
-    for y, r in enumerate(reversed(records)):
-        kind = str(r["verdict"]).split(";")[0]
-        comparable = bool(r["basis"]) and kind != NOT_TESTED and pd.notna(r["rps_change_pct"])
-        change = float(r["rps_change_pct"]) if comparable else 0.0
-        colour = COLOURS.get(kind, COLOURS["other"])
-        edge = "black" if r["regression"] else colour
-        ax.barh(y, change, color=colour, edgecolor=edge, zorder=2)
-        side = 1 if change >= 0 else -1
-        text = f"{change:+.1f}%" if comparable else kind
-        ax.annotate(text, (change, y), xytext=(4 * side, 0), textcoords="offset points",
-                    va="center", ha="left" if side > 0 else "right", fontsize=8)  # fmt: skip
-    labels = [f"{r['scenario']} · {r['target']} · {r['load']}" for r in reversed(records)]
-    ax.set_yticks(range(len(records)), labels, fontsize=8)
-    limit = max([t * 2, *(abs(v) * 1.3 for v in table["rps_change_pct"].dropna())])
-    ax.set_xlim(-limit, limit)
-    ax.set_xlabel("throughput change, B vs A (%)")
-    ax.set_title(f"rps change: {comparison.run_b} vs {comparison.run_a}", fontsize=10)
-    if not records:
-        ax.text(0, 0.5, "no matched cells", ha="center", transform=ax.get_xaxis_transform())
-    handles = [Patch(color=COLOURS[FASTER], label="significantly faster"),
-               Patch(color=COLOURS[SLOWER], label="significantly slower"),
-               Patch(color=COLOURS["other"], label="not significant / within threshold"),
-               Patch(color="#e8e8e8", label=f"±{t:g}% threshold band"),
-               Patch(facecolor="white", edgecolor="black", label="regression")]  # fmt: skip
-    fig.legend(handles=handles, fontsize=8, loc="outside lower center", ncol=5)
-    fig.savefig(path, format="png", dpi=110)
-    plt.close(fig)
-    return path
-
-
 def write_comparison(comparison: Comparison, out_dir: Path) -> list[Path]:
     """Write comparison.csv, comparison.md and comparison.png into ``out_dir``."""
     out_dir = Path(out_dir)
@@ -362,7 +104,7 @@ def write_comparison(comparison: Comparison, out_dir: Path) -> list[Path]:
     text = comparison.table.to_csv(index=False, lineterminator="\n", float_format="%.6g")
     atomic_write_text(csv_path, text)
     atomic_write_text(md_path, _markdown(comparison))
-    return [csv_path, md_path, _chart(comparison, png_path)]
+    return [csv_path, md_path, comparison_chart(comparison, png_path)]
 
 
 def text_table(comparison: Comparison) -> str:

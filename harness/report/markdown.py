@@ -1,14 +1,13 @@
-"""The Markdown report of a run (``RUN/report.md``) and ``build_all``, the whole analysis step.
+"""The Markdown report of a run (``RUN/report.md``): ``render_report`` and ``write_report``.
 
-This module owns the words: headline findings computed from the summary (generator-bound cells
-left out), the ASGI/WSGI overview chart, one table and its charts (each with a caption saying
-what question it answers) per scenario and load model, failed cells, warnings and the
-environment the numbers came from; "Where the difference comes from" is
-``harness.results.factors``'s,
-the sections on trust in the numbers (measurement, verify gate, flagged and unstable cells,
-stalls) come from ``harness.report.sections``. It reads the run through ``harness.results.folder``
-only, so any copied run folder can be re-rendered.
-``build_all`` then converts report.md into the one-file ``report.html`` (``harness.report.html``).
+This module owns the report's order and its findings: headline findings computed from the
+summary (generator-bound cells left out), the ASGI/WSGI overview chart, one table and its charts
+(each with a caption saying what question it answers) per scenario and load model, failed cells,
+warnings and the environment the numbers came from. "Where the difference comes from" is
+``harness.report.factors``', "Long-lived connections" ``harness.report.connections``', the
+sections on trust in the numbers ``harness.report.sections``'. It reads the run through
+``harness.results`` only, so any copied run folder can be re-rendered, and never loads
+matplotlib: charts are linked through ``harness.charts.paths`` when they exist on disk.
 """
 
 from __future__ import annotations
@@ -20,50 +19,34 @@ from pathlib import Path
 import pandas as pd
 
 from harness import schema
-from harness.charts.connections import connections_section
-from harness.charts.draw import (
-    CAPTIONS,
-    LOAD_AXES,
-    OVERVIEW_CAPTION,
-    chart_paths,
-    draw_charts,
-    overview_chart_path,
-)
+from harness.charts.paths import CAPTIONS, OVERVIEW_CAPTION, chart_paths, overview_chart_path
 from harness.fileio import atomic_write_text
-from harness.report.html import write_html
+from harness.format import fmt, fmt_exact, fmt_level, fmt_ms, load_text, missing, ratio_times
+from harness.report.blocks import chart_lines, row_load_text, table
+from harness.report.connections import connections_section
+from harness.report.factors import factors_section
 from harness.report.sections import (
-    EMPTY,
     closed_vs_open_section,
-    fmt,
-    fmt_exact,
-    fmt_ms,
     generator_bound_section,
-    load_text,
     measurement_section,
-    missing,
     open_table,
     pinning_warning,
     stall_section,
-    table,
     trials_table,
     unstable_section,
     verify_section,
 )
-from harness.results.factors import factors_section
 from harness.results.folder import Results, load
-from harness.results.rows import asgi_wsgi_ratios, comparison_level, scenario_rows, trusted
-from harness.results.summary import write_summary
-
-__all__ = [
-    "build_all",
-    "chart_lines",
-    "fmt",
-    "fmt_exact",
-    "fmt_ms",
-    "headline",
-    "render_report",
-    "write_report",
-]
+from harness.results.ratios import asgi_wsgi_ratios
+from harness.results.rows import (
+    LOAD_AXES,
+    comparison_level,
+    generator_bound,
+    ok_only,
+    trusted,
+    unstable,
+)
+from harness.results.trials import UNSTABLE_CV
 
 HOW_TO_READ = (
     "Closed-loop load: each simulated user sends a request, waits for the response and "
@@ -99,11 +82,7 @@ def bound_reason(row: pd.Series) -> str:
     users = None if missing(row["users"]) else int(row["users"])
     if slots is not None and (users is None or slots < users):
         return f"{slots} slots{per}"
-    return f"{users} users{per}"
-
-
-def _load_label(load_model: str, value: float) -> str:
-    return f"{value:g} users" if load_model == "closed" else f"{value:g} requests/s offered"
+    return f"{load_text('closed', users)}{per}"
 
 
 def _medians(rows: pd.DataFrame, x: str) -> pd.DataFrame:
@@ -116,7 +95,7 @@ def _medians(rows: pd.DataFrame, x: str) -> pd.DataFrame:
 
 
 def _cells_text(rows: pd.DataFrame) -> str:
-    return ", ".join(f"{r['target']} at {load_text(r)}" for _, r in rows.iterrows())
+    return ", ".join(f"{r['target']} at {row_load_text(r)}" for _, r in rows.iterrows())
 
 
 def headline(results: Results, scenario: str, load_model: str = "closed") -> list[str]:
@@ -125,13 +104,11 @@ def headline(results: Results, scenario: str, load_model: str = "closed") -> lis
     Generator-bound cells measure the load generator, so they are left out (and named).
     """
     x = LOAD_AXES[load_model].column
-    summary = results.summary
-    rows = summary[summary["scenario"].eq(scenario).fillna(False)]
-    rows = rows[rows["load_model"].eq(load_model).fillna(False)]
-    completed = results.ok_rows().loc[lambda f: f.index.isin(rows.index)].dropna(subset=["rps", x])
+    rows = results.scenario_rows(scenario, load_model)
+    completed = ok_only(rows).dropna(subset=["rps", x])
     if completed.empty:
         return []
-    bound = completed["generator_bound"].fillna(False).astype(bool)
+    bound = generator_bound(completed)
     ok, left_out = completed[~bound], completed[bound]
     note = (
         f"Left out as generator-bound (they measure the load generator): {_cells_text(left_out)}."
@@ -150,7 +127,7 @@ def headline(results: Results, scenario: str, load_model: str = "closed") -> lis
         return []
     at = medians[medians[x] == level].sort_values("rps", ascending=False)
     best, others = at.iloc[0], at.iloc[1:]
-    where = f"At {_load_label(load_model, level)} on **{scenario}**"
+    where = f"At {load_text(load_model, level)} on **{scenario}**"
     sentence = f"{where}, {best['target']} served {fmt(best['rps'])} rps"
     comparisons = []
     for _, other in others.iterrows():
@@ -176,9 +153,9 @@ def headline(results: Results, scenario: str, load_model: str = "closed") -> lis
     if absent:
         lines.append(f"No trusted completed cell at that load for: {', '.join(absent)}.")
     there = ok[ok[x] == level]
-    unstable = sorted(set(there.loc[there["unstable"].fillna(False).astype(bool), "target"]))
-    if unstable:
-        lines.append(f"Unstable across trials (CV > 10%) there: {', '.join(unstable)}.")
+    shaky = sorted(set(there.loc[unstable(there), "target"]))
+    if shaky:
+        lines.append(f"Unstable across trials (CV > {UNSTABLE_CV:.0%}) there: {', '.join(shaky)}.")
     flagged = there.dropna(subset=["flags"]).drop_duplicates(subset=["target", "flags"])
     for _, row in flagged.iterrows():
         lines.append(f"Flagged: {row['target']} ({row['flags']}).")
@@ -218,9 +195,9 @@ def _near_parity(results: Results, scenario: str, load_model: str) -> list[str]:
     if not all(PARITY[0] <= ratio <= PARITY[1] for ratio in ratios):
         return []
     apart = max(0.01, *(max(ratio, 1 / ratio) - 1 for ratio in ratios))  # never 0%
-    pairs = ", ".join(f"{r.asgi} {r.ratio:.2f}× {r.wsgi}" for r in found.ratios)
-    where = f"At {_load_label(load_model, found.level)} on **{scenario}**"
-    rows = trusted(scenario_rows(results, scenario, load_model))
+    pairs = ", ".join(f"{r.asgi} {ratio_times(r.ratio)} {r.wsgi}" for r in found.ratios)
+    where = f"At {load_text(load_model, found.level)} on **{scenario}**"
+    rows = trusted(results.scenario_rows(scenario, load_model))
     rows = rows[rows[LOAD_AXES[load_model].column].eq(found.level).fillna(False)]
     if len(rows) and all(_kept_up(row) for _, row in rows.iterrows()):
         return [
@@ -250,14 +227,14 @@ def _scenario_table(rows: pd.DataFrame, load_model: str) -> list[str]:
     body = []
     ordered = rows.sort_values([axis.column, "target", "trial"], na_position="last")
     for _, row in ordered.iterrows():
-        load = EMPTY if missing(row[axis.column]) else f"{float(row[axis.column]):g}"
-        cells = [str(row["target"]), load, *([str(row["trial"])] if trials else [])]
+        cells = [str(row["target"]), fmt_level(row[axis.column])]
+        cells += [str(row["trial"])] if trials else []
         cells += [fmt(row["rps"])] + [fmt_ms(row[c]) for c in ("p50_ms", "p90_ms", "p99_ms")]
         cells += [fmt_ms(row["p999_ms"]), fmt_ms(row["max_ms"]), fmt(row["failures"], 0)]
         cells += [fmt_exact(row["bound_rps"]), fmt(row["efficiency"], 2, thousands=False)]
         cells += [fmt(row["server_cpu_pct"]), fmt(row["server_rss_mb"])]
         cells += [fmt(row["generator_cpu_pct"]), str(row["status"])]
-        cells += [EMPTY if missing(row["flags"]) else str(row["flags"])]
+        cells += [row["flags"]]  # table() writes it, or EMPTY
         body.append(cells)
     return table(header, body)
 
@@ -267,12 +244,8 @@ def _scenario_section(results: Results, scenario: str) -> list[str]:
     description = results.scenario_description(scenario)
     if description:
         lines += [description, ""]
-    summary = results.summary
-    rows = summary[summary["scenario"].eq(scenario).fillna(False)]
-    for model in LOAD_AXES:
-        model_rows = rows[rows["load_model"].eq(model).fillna(False)]
-        if model_rows.empty:
-            continue
+    for model in results.load_models(scenario):
+        model_rows = results.scenario_rows(scenario, model)
         if model == "open":
             lines += ["### Open load (arrival rate)", "", *open_table(model_rows), ""]
         else:
@@ -282,14 +255,6 @@ def _scenario_section(results: Results, scenario: str) -> list[str]:
             alt = f"{scenario}{' open' if model == 'open' else ''} {name}"
             lines += chart_lines(results, path, alt, CAPTIONS[name])
     return lines
-
-
-def chart_lines(results: Results, path: Path, alt: str, caption: str) -> list[str]:
-    """A chart linked relative to the run folder with its caption; nothing when not drawn."""
-    if not path.is_file():
-        return []
-    rel = path.relative_to(results.run_dir).as_posix()
-    return [f"![{alt}]({rel})", "", f"*{caption}*", ""]
 
 
 def _not_ok_section(results: Results) -> list[str]:
@@ -406,12 +371,3 @@ def write_report(run_dir: Path | str) -> Path:
     """Write ``report.md`` atomically from the run folder; returns its path."""
     results = load(run_dir)
     return atomic_write_text(results.run_dir / schema.REPORT_MD, render_report(results))
-
-
-def build_all(run_dir: Path | str) -> list[Path]:
-    """The whole analysis step: summary.csv, charts, report.md, then report.html from it."""
-    written = [write_summary(run_dir)]
-    written += draw_charts(run_dir)
-    written.append(write_report(run_dir))
-    written.append(write_html(run_dir))
-    return written

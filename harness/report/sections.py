@@ -1,94 +1,42 @@
-"""Sections of report.md about trust in the numbers, and the formatting they share.
+"""Sections of report.md about trust in the numbers, and the tables of a scenario.
 
-This module owns how figures are written (``fmt`` and friends, Markdown tables) and the
-sections that say how far to trust a run: how it was measured, closed vs open load, the verify
-gate, generator-bound and unstable cells, injected stalls, and the open-load and trials tables.
-``harness.report.markdown`` assembles them. Like it, this reads the run through
-``harness.results.folder`` only.
+This module owns the sections that say how far to trust a run: how it was measured, closed vs
+open load, the verify gate, generator-bound, erroring and unstable cells, injected stalls; and
+the open-load and trials tables of a scenario. ``harness.report.markdown`` assembles them. Like
+it, this reads the run through ``harness.results`` only; numbers are written by
+``harness.format``.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pandas as pd
 
-from harness.charts.draw import LOAD_AXES, STALL_CAPTION, stall_chart_path
-from harness.results.folder import Results
-from harness.results.summary import (
+from harness.charts.paths import STALL_CAPTION, stall_chart_path
+from harness.format import (
+    EMPTY,
+    fmt,
+    fmt_ci,
+    fmt_exact,
+    fmt_int,
+    fmt_level,
+    fmt_ms,
+    fmt_pct,
+    missing,
+)
+from harness.report.blocks import chart_lines, row_load_text, table, yes_no
+from harness.results.flags import (
     CEILING_FRACTION,
     ERROR_RATE_LIMIT,
     GENERATOR_CPU_LIMIT_PCT,
     LATE_STARTS_LIMIT,
 )
+from harness.results.folder import Results
+from harness.results.rows import LOAD_AXES, erroring, generator_bound, unstable
 from harness.results.trials import GROUP_KEYS, UNSTABLE_CV
 
-EMPTY = "–"
 DO_NOT_COMPARE = "these cells measure the load generator, not the server: do not compare them"
-
-
-def missing(value: Any) -> bool:
-    if value is None or value is pd.NA:
-        return True
-    return isinstance(value, float) and math.isnan(value)
-
-
-def fmt(value: Any, decimals: int = 1, thousands: bool = True) -> str:
-    """A number for a table cell: fixed decimals, thousands separators, a dash when empty."""
-    if missing(value):
-        return EMPTY
-    return f"{float(value):,.{decimals}f}" if thousands else f"{float(value):.{decimals}f}"
-
-
-def fmt_ms(value: Any) -> str:
-    """Milliseconds: 2 decimals below 10 ms, 1 above."""
-    return fmt(value, 2 if not missing(value) and abs(float(value)) < 10 else 1)
-
-
-def fmt_exact(value: Any) -> str:
-    """A derived figure such as a bound: no decimals when it is a whole number."""
-    if missing(value):
-        return EMPTY
-    number = float(value)
-    return f"{number:,.0f}" if number.is_integer() else f"{number:,.1f}"
-
-
-def fmt_pct(fraction: Any) -> str:
-    """A fraction as a percentage, "14.3%"."""
-    return EMPTY if missing(fraction) else f"{float(fraction) * 100:.1f}%"
-
-
-def fmt_ci(low: Any, high: Any, ms: bool = False) -> str:
-    if missing(low) or missing(high):
-        return EMPTY
-    form = fmt_ms if ms else fmt
-    return f"{form(low)} – {form(high)}"
-
-
-def fmt_int(value: Any) -> str:
-    return EMPTY if missing(value) else f"{int(value):,}"
-
-
-def cell_text(value: Any) -> str:
-    return EMPTY if missing(value) else str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(cell_text(c) for c in row) + " |" for row in rows]
-    return lines
-
-
-def load_text(row: pd.Series) -> str:
-    """The load level of a row: "10 users" or "200 requests/s offered"."""
-    if row["load_model"] == "open":
-        return EMPTY if missing(row["rate"]) else f"{float(row['rate']):g} requests/s offered"
-    return EMPTY if missing(row["users"]) else f"{int(row['users'])} users"
-
-
-def _load_value(row: pd.Series, column: str) -> str:
-    return EMPTY if missing(row[column]) else f"{float(row[column]):g}"
 
 
 # ---- How the figures are made --------------------------------------------------------------
@@ -246,8 +194,7 @@ def verify_section(results: Results) -> list[str]:
 
 def generator_bound_section(results: Results) -> list[str]:
     ok = results.ok_rows()
-    bound = ok[ok["generator_bound"].fillna(False).astype(bool)]
-    erroring = ok[ok["error_rate"].fillna(0.0) > ERROR_RATE_LIMIT]
+    bound, errors = ok[generator_bound(ok)], ok[erroring(ok)]
     lines: list[str] = []
     if len(bound):
         rows = [
@@ -262,10 +209,10 @@ def generator_bound_section(results: Results) -> list[str]:
             *table(["cell", "rps", "generator CPU %", "reasons"], rows),
             "",
         ]
-    if len(erroring):
+    if len(errors):
         rows = [
             [f"`{r['cell_id']}`", fmt_pct(r["error_rate"]), fmt_int(r["failures"])]
-            for _, r in erroring.iterrows()
+            for _, r in errors.iterrows()
         ]
         lines += [
             "## Cells with errors",
@@ -281,20 +228,20 @@ def generator_bound_section(results: Results) -> list[str]:
 
 def unstable_section(results: Results) -> list[str]:
     groups = results.groups()
-    unstable = groups[groups["unstable"].fillna(False).astype(bool)]
-    if unstable.empty:
+    shaky = groups[unstable(groups)]
+    if shaky.empty:
         return []
     rows = [
         [
             str(r["scenario"]),
             str(r["target"]),
-            load_text(r),
+            row_load_text(r),
             fmt_int(r["trials"]),
             fmt(r["rps_median"]),
             fmt_ci(r["rps_ci_low"], r["rps_ci_high"]),
             fmt_pct(r["rps_cv"]),
         ]
-        for _, r in unstable.iterrows()
+        for _, r in shaky.iterrows()
     ]
     header = ["scenario", "target", "load", "trials", "rps median", "rps 95% CI", "CV"]
     return [
@@ -342,9 +289,7 @@ def stall_section(results: Results) -> list[str]:
     lines += [*table(header, rows), ""]
     for scenario in dict.fromkeys(stalled["scenario"].dropna().astype(str)):
         path = stall_chart_path(results.run_dir, scenario)
-        if path.is_file():
-            rel = path.relative_to(results.run_dir).as_posix()
-            lines += [f"![{scenario} stall]({rel})", "", f"*{STALL_CAPTION}*", ""]
+        lines += chart_lines(results, path, f"{scenario} stall", STALL_CAPTION)
     return lines
 
 
@@ -359,14 +304,14 @@ def open_table(rows: pd.DataFrame) -> list[str]:
     header += ["bound rps", "efficiency", "generator CPU %", "status", "flags"]
     body = []
     for _, row in rows.sort_values(["rate", "target", "trial"], na_position="last").iterrows():
-        cells = [str(row["target"]), _load_value(row, "rate")]
+        cells = [str(row["target"]), fmt_level(row["rate"])]
         cells += [str(row["trial"])] if trials else []
         cells += [fmt(row["rps"]), fmt_int(row["launched"]), fmt_int(row["late_starts"])]
         cells += [fmt_int(row["dropped"]), fmt_ms(row["p50_ms"]), fmt_ms(row["p99_ms"])]
         cells += [fmt_ms(row["p99_uncorrected_ms"]), fmt_ms(row["max_ms"])]
         cells += [fmt(row["failures"], 0), fmt_exact(row["bound_rps"])]
         cells += [fmt(row["efficiency"], 2, thousands=False), fmt(row["generator_cpu_pct"])]
-        cells += [str(row["status"]), cell_text(row["flags"])]
+        cells += [str(row["status"]), row["flags"]]  # table() writes it, or EMPTY
         body.append(cells)
     return table(header, body)
 
@@ -381,7 +326,7 @@ def trials_table(rows: pd.DataFrame, load_model: str) -> list[str]:
     body = [
         [
             str(r["target"]),
-            _load_value(r, x),
+            fmt_level(r[x]),
             fmt_int(r["trials"]),
             fmt(r["rps_median"]),
             fmt_ci(r["rps_ci_low"], r["rps_ci_high"]),
@@ -396,9 +341,3 @@ def trials_table(rows: pd.DataFrame, load_model: str) -> list[str]:
     header += ["p99 ms 95% CI", "unstable"]
     intro = "Across trials (median over ok trials; 95% CI of the mean, Student's t):"
     return [intro, "", *table(header, body), ""]
-
-
-def yes_no(value: Any) -> str:
-    if missing(value):
-        return EMPTY
-    return "**yes**" if bool(value) else "no"

@@ -2,7 +2,8 @@
 
 ``load(path)`` gives the manifest, the summary table and the folder; charts, reports,
 ``compare`` and notebooks start from it. It reads only the folder: ``summary.csv`` when the
-run wrote one, otherwise the table is rebuilt from the raw files.
+run wrote one, otherwise the table is rebuilt from the raw files. ``per_second`` reads one
+cell's successes and failures second by second.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import Any
 import pandas as pd
 
 from harness import schema
-from harness.results.summary import build_summary, coerce_summary, read_latency, read_manifest
+from harness.results.raw import read_latency, read_manifest
+from harness.results.rows import LOAD_AXES, ok_only
+from harness.results.summary import build_summary, coerce_summary
 from harness.results.trials import GROUP_KEYS
 
 PER_SECOND_COLUMNS = ("second", "successes", "failures")
@@ -60,7 +63,20 @@ class Results:
 
     def ok_rows(self) -> pd.DataFrame:
         """Rows of cells that ran to completion."""
-        return self.summary[self.summary["status"].eq(schema.STATUS_OK).fillna(False)]
+        return ok_only(self.summary)
+
+    def scenario_rows(self, scenario: str, load_model: str | None = None) -> pd.DataFrame:
+        """Every summary row (any status) of one scenario, under one load model if given."""
+        summary = self.summary
+        rows = summary[summary["scenario"].eq(scenario).fillna(False)]
+        if load_model is None:
+            return rows
+        return rows[rows["load_model"].eq(load_model).fillna(False)]
+
+    def load_models(self, scenario: str) -> list[str]:
+        """The load models ("closed", "open") the scenario has cells of, in report order."""
+        models = set(self.scenario_rows(scenario)["load_model"].dropna())
+        return [model for model in LOAD_AXES if model in models]
 
     @property
     def calibration(self) -> dict[str, Any] | None:
@@ -80,11 +96,6 @@ class Results:
     def options(self) -> dict[str, Any]:
         options = self.manifest.get("options")
         return options if isinstance(options, dict) else {}
-
-    def trusted_ok_rows(self) -> pd.DataFrame:
-        """Ok rows that did not measure the load generator (generator_bound not True)."""
-        ok = self.ok_rows()
-        return ok[~ok["generator_bound"].fillna(False).astype(bool)]
 
     def groups(self) -> pd.DataFrame:
         """One row per group of trials (its first row; the group columns are the same on all)."""

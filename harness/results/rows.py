@@ -1,10 +1,15 @@
-"""Which cells a comparison looks at: the load level to compare at, and ASGI/WSGI ratios.
+"""Which summary rows to trust, how load is put on an axis, and the load level to compare at.
 
-The report's headline findings and the charts that show one load level (latency distribution,
-throughput over time, the ASGI/WSGI overview) must agree on that level, so it is chosen here
-once: among the trusted ok cells (generator-bound cells measure the load generator), the level
-the most targets completed, the highest of those. A target's interface (ASGI or WSGI) comes
-from the manifest's "targets" entries, falling back to summary.csv.
+Every filter of summary rows lives here, so the report, the charts, compare and the factors all
+leave out the same cells: ``ok_only`` (the cell ran to completion) and ``not_ok``,
+``generator_bound`` (it measured the load generator, not the server: never compare it),
+``erroring`` (more than ``ERROR_RATE_LIMIT`` of its requests failed), ``unstable`` (its trials
+varied too much) and ``trusted`` (ok, with a throughput, not generator-bound).
+
+The headline findings and the charts that show one load level (latency distribution, throughput
+over time, the ASGI/WSGI overview, the factors) must agree on that level, so it is chosen here
+once (``comparison_level``): among the trusted cells, the level the most targets completed, the
+highest of those. Pure functions of summary rows: no file is read here.
 """
 
 from __future__ import annotations
@@ -13,17 +18,54 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from harness.charts.common import LOAD_AXES, generator_bound, ok_only
-from harness.results.folder import Results
+from harness import schema
+from harness.results.flags import ERROR_RATE_LIMIT
 
 
-def scenario_rows(results: Results, scenario: str, load_model: str) -> pd.DataFrame:
-    """Every summary row (any status) of one scenario under one load model."""
-    summary = results.summary
-    return summary[
-        summary["scenario"].eq(scenario).fillna(False)
-        & summary["load_model"].eq(load_model).fillna(False)
-    ]
+@dataclass(frozen=True)
+class LoadAxis:
+    """How a load model is put on the x axis."""
+
+    model: str  # "closed" or "open"
+    column: str  # the summary column holding the load level
+    label: str
+    suffix: str  # file-name suffix, "" for the default closed load
+
+
+LOAD_AXES = {
+    "closed": LoadAxis("closed", "users", "concurrent users", ""),
+    "open": LoadAxis("open", "rate", "offered arrival rate (requests/s)", "_open"),
+}
+
+
+def ok_mask(rows: pd.DataFrame) -> pd.Series:
+    """True for the rows of cells that ran to completion."""
+    return rows["status"].eq(schema.STATUS_OK).fillna(False).astype(bool)
+
+
+def ok_only(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows of cells that ran to completion."""
+    return rows[ok_mask(rows)]
+
+
+def not_ok(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows of cells that failed, were skipped or never ran: they have no figures."""
+    return rows[~ok_mask(rows)]
+
+
+def generator_bound(rows: pd.DataFrame) -> pd.Series:
+    """True for the rows that measured the load generator, not the server."""
+    return rows["generator_bound"].fillna(False).astype(bool)
+
+
+def erroring(rows: pd.DataFrame) -> pd.Series:
+    """True for the rows with more than ERROR_RATE_LIMIT of failed requests."""
+    return rows["error_rate"].fillna(0.0).astype("float64") > ERROR_RATE_LIMIT
+
+
+def unstable(rows: pd.DataFrame) -> pd.Series:
+    """True for the rows of groups whose throughput varied too much across trials."""
+    return rows["unstable"].fillna(False).astype(bool)
 
 
 def trusted(rows: pd.DataFrame) -> pd.DataFrame:
@@ -49,70 +91,3 @@ def chart_level(rows: pd.DataFrame, x: str) -> float | None:
     every ok cell was generator-bound (a chart of them still shows what happened)."""
     level = comparison_level(trusted(rows), x)
     return level if level is not None else comparison_level(ok_only(rows), x)
-
-
-def interface_of(results: Results, target: str) -> str:
-    """ "asgi", "wsgi" or "" for a target, from the manifest (else summary.csv)."""
-    recorded = (results.targets.get(target) or {}).get("interface")
-    if not recorded:
-        column = results.summary.loc[results.summary["target"].eq(target).fillna(False)]
-        values = column["interface"].dropna()
-        recorded = values.iloc[0] if len(values) else ""
-    return str(recorded).lower()
-
-
-@dataclass(frozen=True)
-class Ratio:
-    """Throughput of one ASGI target over one WSGI target, both at the same load level."""
-
-    scenario: str
-    load_model: str
-    level: float
-    asgi: str
-    wsgi: str
-    asgi_rps: float
-    wsgi_rps: float
-
-    @property
-    def ratio(self) -> float:
-        return self.asgi_rps / self.wsgi_rps
-
-
-@dataclass(frozen=True)
-class RatioSet:
-    """The ratios of one scenario and load model, and the generator-bound cells left out."""
-
-    scenario: str
-    load_model: str
-    level: float | None
-    ratios: list[Ratio]
-    skipped: list[str]  # "fastapi-uvicorn at 200 users"
-
-
-def asgi_wsgi_ratios(results: Results, scenario: str, load_model: str = "closed") -> RatioSet:
-    """Every ASGI/WSGI pair's throughput ratio at the scenario's comparison level.
-
-    Medians over trials; generator-bound cells are left out (and named in ``skipped``).
-    """
-    axis = LOAD_AXES[load_model]
-    rows = scenario_rows(results, scenario, load_model)
-    ok = ok_only(rows).dropna(subset=["rps"])
-    skipped = [
-        f"{row['target']} at {float(row[axis.column]):g} {axis.unit}"
-        for _, row in ok[generator_bound(ok)].drop_duplicates(["target", axis.column]).iterrows()
-        if not pd.isna(row[axis.column])
-    ]
-    good = trusted(rows)
-    level = comparison_level(good, axis.column)
-    if level is None:
-        return RatioSet(scenario, load_model, None, [], skipped)
-    at = good[good[axis.column] == level].groupby("target")["rps"].median()
-    asgi = [t for t in sorted(at.index) if interface_of(results, str(t)) == "asgi"]
-    wsgi = [t for t in sorted(at.index) if interface_of(results, str(t)) == "wsgi"]
-    ratios = [
-        Ratio(scenario, load_model, level, str(a), str(w), float(at[a]), float(at[w]))
-        for a in asgi
-        for w in wsgi
-        if at[w] > 0
-    ]
-    return RatioSet(scenario, load_model, level, ratios, skipped)

@@ -1,21 +1,17 @@
 """The tidy table of a run: one ``summary.csv`` row per manifest cell, built from the run folder.
 
-This module owns reading a run folder's manifest and raw per-cell files (``latency.json``,
-``resources.csv``, ``locust_stats.csv``, ``stall.json``), the Little's-law bound, the flags that
-say when a cell measured the load generator rather than the server, and writing ``summary.csv``
-(the statistics over trials come from ``harness.results.trials``).
-It reads only the folder and ``harness.schema``: a run copied from another machine renders the
-same. A missing or unreadable raw file leaves that cell's figures empty; it never raises.
-Public loading for charts, reports and notebooks goes through ``harness.results.folder``.
+This module owns turning a cell's raw files (read by ``harness.results.raw``) into its figures:
+throughput and exact latency percentiles over the measurement window, CPU and memory over the
+window, the Little's-law bound and efficiency, open-load and long-lived connection figures; then
+the flags (``harness.results.flags``), the statistics over trials (``harness.results.trials``),
+the summary dtypes, and writing ``summary.csv``. It reads only the folder and
+``harness.schema``: a run copied from another machine renders the same. A missing or unreadable
+raw file leaves that cell's figures empty; it never raises. Public loading for charts, reports
+and notebooks goes through ``harness.results.folder``.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +20,17 @@ import pandas as pd
 from harness import schema
 from harness.fileio import atomic_write_text
 from harness.histogram import LatencyStats, latency_stats
+from harness.results.flags import FLAG_SEPARATOR, cell_flags
+from harness.results.raw import (
+    calibration_rps,
+    finite_number,
+    read_latency,
+    read_locust_aggregate,
+    read_manifest,
+    read_resources,
+    read_stall,
+)
 from harness.results.trials import add_trial_figures
-
-LOCUST_STATS_FILE = f"{schema.LOCUST_CSV_PREFIX}_stats.csv"
 
 # Counts and flags get nullable dtypes, so an empty figure stays empty (not 0) through build,
 # CSV and reload; measurements are plain floats (NaN when empty), easiest to plot and compute.
@@ -59,96 +63,6 @@ TEXT_COLUMNS = (
 FLOAT_COLUMNS = tuple(
     c for c in schema.SUMMARY_COLUMNS if c not in (*INT_COLUMNS, *BOOL_COLUMNS, *TEXT_COLUMNS)
 )
-
-# When a cell measured the load generator rather than the server (generator_bound, flags).
-GENERATOR_CPU_LIMIT_PCT = 90.0  # the generator process's mean CPU over the window, % of a core
-CEILING_FRACTION = 0.85  # rps at or above this fraction of the calibrated generator ceiling
-LATE_STARTS_LIMIT = 0.01  # open load: more than this fraction of starts behind schedule
-# Flagged, but not generator-bound: the cell measured a failing server.
-ERROR_RATE_LIMIT = 0.05
-FLAG_SEPARATOR = "; "
-
-
-def read_manifest(run_dir: Path | str) -> dict[str, Any]:
-    """The run's manifest.json; ValueError naming the path when there is none or it is broken."""
-    path = Path(run_dir) / schema.MANIFEST_FILE
-    if not path.is_file():
-        raise ValueError(f"{Path(run_dir)} is not a gatebench run folder: no {path.name} there")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(manifest, dict):
-        raise ValueError(f"{path} does not hold a JSON object")
-    return manifest
-
-
-def cell_dir(run_dir: Path | str, cell_id: str) -> Path:
-    return Path(run_dir) / schema.RAW_DIR / cell_id
-
-
-def read_latency(run_dir: Path | str, cell_id: str) -> dict[str, Any] | None:
-    """A cell's latency.json, or None when it is missing or unreadable."""
-    path = cell_dir(run_dir, cell_id) / schema.LATENCY_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def read_resources(run_dir: Path | str, cell_id: str) -> pd.DataFrame | None:
-    """A cell's resources.csv (t, role, cpu_pct, rss_mb, procs), or None when unusable."""
-    path = cell_dir(run_dir, cell_id) / schema.RESOURCES_FILE
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.ParserError):
-        return None
-    if not {"t", "role", "cpu_pct", "rss_mb"} <= set(frame.columns):
-        return None
-    for column in ("t", "cpu_pct", "rss_mb"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    return frame
-
-
-def read_locust_aggregate(run_dir: Path | str, cell_id: str) -> dict[str, str] | None:
-    """The ``Aggregated`` row of locust's own stats CSV, or None."""
-    path = cell_dir(run_dir, cell_id) / LOCUST_STATS_FILE
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                if row.get("Name") == "Aggregated":
-                    return row
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return None
-    return None
-
-
-def read_stall(run_dir: Path | str, cell_id: str) -> dict[str, Any] | None:
-    """A cell's stall.json (``at`` epoch seconds, ``for_s``), or None when there was no stall."""
-    path = cell_dir(run_dir, cell_id) / schema.STALL_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def calibration_rps(manifest: dict[str, Any]) -> float | None:
-    """The generator's ceiling measured by the run's calibration, None when not measured."""
-    calibration = manifest.get("calibration")
-    return _number(calibration.get("rps")) if isinstance(calibration, dict) else None
-
-
-def _number(value: Any) -> float | None:
-    """A finite float, or None for empty, null, "N/A" and other non-numbers."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -192,23 +106,26 @@ def _window_figures(resources: pd.DataFrame | None, latency: dict[str, Any]) -> 
         "server_rss_mb": None,
         "generator_cpu_pct": None,
     }
-    start, end = _number(latency.get("window_start")), _number(latency.get("window_end"))
+    start, end = (
+        finite_number(latency.get("window_start")),
+        finite_number(latency.get("window_end")),
+    )
     if resources is None or start is None or end is None:
         return empty
     window = resources[(resources["t"] >= start) & (resources["t"] <= end)]
     server = window[window["role"] == "server"]
     generator = window[window["role"] == "generator"]
     return {
-        "server_cpu_pct": _number(server["cpu_pct"].mean()) if len(server) else None,
-        "server_rss_mb": _number(server["rss_mb"].max()) if len(server) else None,
-        "generator_cpu_pct": _number(generator["cpu_pct"].mean()) if len(generator) else None,
+        "server_cpu_pct": finite_number(server["cpu_pct"].mean()) if len(server) else None,
+        "server_rss_mb": finite_number(server["rss_mb"].max()) if len(server) else None,
+        "generator_cpu_pct": finite_number(generator["cpu_pct"].mean()) if len(generator) else None,
     }
 
 
 def _latency_figures(latency: dict[str, Any]) -> dict[str, Any]:
-    successes = _number(latency.get("successes"))
-    failures = _number(latency.get("failures"))
-    duration_s = _number(latency.get("duration_s"))
+    successes = finite_number(latency.get("successes"))
+    failures = finite_number(latency.get("failures"))
+    duration_s = finite_number(latency.get("duration_s"))
     requests = None if successes is None else successes + (failures or 0)
     try:
         stats = latency_stats(latency.get("histogram"), str(latency.get("unit", "us")))
@@ -243,9 +160,9 @@ def _open_figures(latency: dict[str, Any]) -> dict[str, Any]:
         uncorrected = LatencyStats.empty()
     return {
         "p99_uncorrected_ms": uncorrected.p99_ms,
-        "launched": _number(schedule.get("launched")),
-        "late_starts": _number(schedule.get("late")),
-        "dropped": _number(schedule.get("dropped")),
+        "launched": finite_number(schedule.get("launched")),
+        "late_starts": finite_number(schedule.get("late")),
+        "dropped": finite_number(schedule.get("dropped")),
     }
 
 
@@ -266,11 +183,11 @@ def cell_protocol(latency: dict[str, Any]) -> str:
 
 def _baseline_rss_mb(resources: pd.DataFrame | None, latency: dict[str, Any]) -> float | None:
     """The server's lowest RSS sampled before locust started its users, if any was."""
-    started = _number(latency.get("load_started_at"))
+    started = finite_number(latency.get("load_started_at"))
     if resources is None or started is None:
         return None
     before = resources[(resources["role"] == "server") & (resources["t"] <= started)]
-    return _number(before["rss_mb"].min()) if len(before) else None
+    return finite_number(before["rss_mb"].min()) if len(before) else None
 
 
 def _protocol_figures(
@@ -290,7 +207,7 @@ def _protocol_figures(
         stats = latency_stats(entry.get("histogram"), unit)
     except ValueError:
         stats = LatencyStats.empty()
-    established = _number(latency.get("connects"))
+    established = finite_number(latency.get("connects"))
     baseline = _baseline_rss_mb(resources, latency)
     grown_kb = (
         None if server_rss_mb is None or baseline is None else (server_rss_mb - baseline) * 1000
@@ -303,7 +220,7 @@ def _protocol_figures(
         "message_p50_ms": stats.p50_ms,
         "message_p99_ms": stats.p99_ms,
         "messages_per_s": _ratio(
-            _number(entry.get("successes")), _number(latency.get("duration_s"))
+            finite_number(entry.get("successes")), finite_number(latency.get("duration_s"))
         ),
     }
 
@@ -312,50 +229,19 @@ def _stall_figures(stall: dict[str, Any] | None, latency: dict[str, Any]) -> dic
     """When an injected stall began, in seconds after the measurement window opened."""
     if stall is None:
         return {}
-    at, start = _number(stall.get("at")), _number(latency.get("window_start"))
+    at, start = finite_number(stall.get("at")), finite_number(latency.get("window_start"))
     return {
         "stall_at_s": None if at is None or start is None else at - start,
-        "stall_for_s": _number(stall.get("for_s")),
+        "stall_for_s": finite_number(stall.get("for_s")),
     }
-
-
-def _pct(fraction: float) -> str:
-    return f"{round(fraction * 100, 1):g}%"
-
-
-def cell_flags(row: dict[str, Any]) -> tuple[bool | None, list[str]]:
-    """Whether a cell was generator-bound, and every reason to distrust it (thresholds above).
-
-    None instead of a bool when the cell has no figures to judge (it never ran).
-    """
-    rps, cpu = row.get("rps"), row.get("generator_cpu_pct")
-    ceiling = row.get("generator_ceiling_rps")
-    launched, late, dropped = row.get("launched"), row.get("late_starts"), row.get("dropped")
-    generator: list[str] = []
-    if cpu is not None and cpu >= GENERATOR_CPU_LIMIT_PCT:
-        generator.append(f"generator CPU {cpu:.0f}% >= {GENERATOR_CPU_LIMIT_PCT:.0f}%")
-    if rps is not None and ceiling and rps >= CEILING_FRACTION * ceiling:
-        generator.append(
-            f"rps {rps:.0f} >= {_pct(CEILING_FRACTION)} of generator ceiling {ceiling:.0f}"
-        )
-    if launched and late is not None and late / launched > LATE_STARTS_LIMIT:
-        generator.append(f"{_pct(late / launched)} of starts late")
-    if dropped:
-        generator.append(f"{dropped:.0f} arrivals dropped")
-    others = []
-    error_rate = row.get("error_rate")
-    if error_rate is not None and error_rate > ERROR_RATE_LIMIT:
-        others.append(f"error rate {_pct(error_rate)} > {_pct(ERROR_RATE_LIMIT)}")
-    judged = rps is not None or cpu is not None
-    return (bool(generator) if judged else None), generator + others
 
 
 def _locust_figures(row: dict[str, str] | None) -> dict[str, Any]:
     row = row or {}
     return {
-        "locust_rps": _number(row.get("Requests/s")),
-        "locust_p50_ms": _number(row.get("50%")),
-        "locust_p99_ms": _number(row.get("99%")),
+        "locust_rps": finite_number(row.get("Requests/s")),
+        "locust_p50_ms": finite_number(row.get("50%")),
+        "locust_p99_ms": finite_number(row.get("99%")),
     }
 
 
@@ -368,10 +254,10 @@ def summary_row(
     """One summary row for a manifest cell; figures whose raw file is missing stay None."""
     cell_id = str(cell.get("cell_id", ""))
     target = targets.get(cell.get("target", ""), {}) or {}
-    slots = _number(target.get("slots"))
-    users = _number(cell.get("users"))
-    rate = _number(cell.get("rate"))
-    service_time_ms = _number(cell.get("service_time_ms"))
+    slots = finite_number(target.get("slots"))
+    users = finite_number(cell.get("users"))
+    rate = finite_number(cell.get("rate"))
+    service_time_ms = finite_number(cell.get("service_time_ms"))
     load_model = str(cell.get("load_model", "closed"))
     row: dict[str, Any] = {
         "scenario": cell.get("scenario"),
@@ -382,8 +268,8 @@ def summary_row(
         "load_model": load_model,
         "users": users,
         "rate": rate,
-        "trial": _number(cell.get("trial")),
-        "duration_s": _number(cell.get("duration_s")),
+        "trial": finite_number(cell.get("trial")),
+        "duration_s": finite_number(cell.get("duration_s")),
         "status": cell.get("status", schema.STATUS_PENDING),
         "cell_id": cell_id,
         "slots": slots,

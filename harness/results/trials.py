@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness import schema
+from harness.results.rows import ok_mask
 
 GROUP_KEYS = ("scenario", "target", "load_model", "users", "rate")
 UNSTABLE_CV = 0.10  # a group whose rps varies more than this (stdev / mean) is unstable
@@ -90,7 +90,7 @@ def add_trial_figures(frame: pd.DataFrame) -> pd.DataFrame:
         tuple(None if pd.isna(v) else v for v in values)
         for values in frame[list(GROUP_KEYS)].itertuples(index=False)
     ]
-    ok = frame["status"].eq(schema.STATUS_OK).fillna(False).to_numpy(dtype=bool)
+    ok = ok_mask(frame).to_numpy(dtype=bool)
     groups: dict[tuple[Any, ...], list[int]] = {}
     for position, key in enumerate(keys):
         groups.setdefault(key, []).append(position)

@@ -18,7 +18,7 @@ from typing import Any
 
 from harness.fileio import atomic_write_text
 from harness.run import PROJECT_ROOT
-from harness.schema import MANIFEST_FILE, RAW_DIR, SCHEMA_VERSION
+from harness.schema import MANIFEST_FILE, RAW_DIR, SCHEMA_VERSION, Manifest
 from harness.units import UsageError
 
 RESULTS_DIR = PROJECT_ROOT / "results"
@@ -125,7 +125,7 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
-def new_manifest(run_dir: Path, argv: list[str]) -> dict[str, Any]:
+def new_manifest(run_dir: Path, argv: list[str]) -> Manifest:
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_dir.name,
@@ -140,5 +140,5 @@ def new_manifest(run_dir: Path, argv: list[str]) -> dict[str, Any]:
     }
 
 
-def save_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
+def save_manifest(run_dir: Path, manifest: Manifest) -> None:
     atomic_write_text(run_dir / MANIFEST_FILE, json.dumps(manifest, indent=2, default=str) + "\n")

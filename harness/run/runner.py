@@ -1,17 +1,19 @@
-"""Runs a plan: for each scenario x target, start the server, then one locust per cell.
+"""Runs a plan: one locust process per sweep, one fresh server per scenario x target.
 
-Per cell: locust runs headless as a subprocess (never imported here), pinned to the
-generator CPUs, with ``harness/loadgen/extension.py`` loaded next to the scenario for exact
-latencies and the warm-up/measurement window; a sampler records server and generator
-CPU and memory. Raw files go to ``raw/<cell_id>/``; the manifest is saved after each cell.
+The cells of a scenario (one load model at a time) form a sweep: a single locust process
+(``Generator``) runs them all as stages (``harness.loadgen.stages``), target after target,
+pinned to the generator CPUs, with ``harness.loadgen.extension`` loaded next to the scenario
+for exact latencies and the warm-up/measurement windows. Each target gets a fresh server for
+its cells (started while locust boots); before each cell the sampler notes the server's memory
+and the runner gives locust the go for that cell. Raw files go to ``raw/<cell_id>/``; the
+manifest is saved after each cell. A server that dies is started again; a locust process that
+dies fails its cell and a new one takes the sweep's remaining cells.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -20,20 +22,30 @@ from pathlib import Path
 from typing import Any
 
 from harness import schema
+from harness.format import load_text
 from harness.histogram import latency_stats
-from harness.loadgen import CALIBRATION_FILE, CALIBRATION_USER, EXTENSION_FILE, OPEN_USER_CLASS
-from harness.results.summary import read_resources
+from harness.loadgen import EXTENSION_FILE, OPEN_USER_CLASS
+from harness.loadgen.stages import PLAN_FILE, Stage, write_go, write_plan
 from harness.run.cpus import Pinning
 from harness.run.manifest import now_iso, save_manifest
-from harness.run.sampler import Sampler
+from harness.run.sampler import Sampler, write_rows
 from harness.run.scenarios import Scenario
-from harness.run.servers import RunningServer, ServerError, serve, start_process, stop_process
+from harness.run.servers import (
+    RunningServer,
+    ServerError,
+    serve,
+    start_process,
+    stop_in_background,
+    stop_process,
+    wait_stopped,
+)
 from harness.run.stall import Staller, StallPlan
-from harness.schema import Cell, CellRecord
+from harness.schema import Cell, CellRecord, Manifest
 from targets.registry import Target
 
-SPAWN_ALLOWANCE_S = 30.0  # locust's own --run-time: a safety stop if the window never closes
-STOP_GRACE_S = 30.0
+SPAWN_ALLOWANCE_S = 30.0  # a cell's users may take this long to spawn...
+STOP_GRACE_S = 30.0  # ... and its files this long to be written, before the cell is given up
+POLL_S = 0.01
 MAX_RESTARTS = 3  # a target that dies more often within one group is given up
 
 Progress = Callable[[str], None]
@@ -65,91 +77,109 @@ class CellSettings:
     latency_log: bool = False
 
 
-def locust_argv(
-    cell: Cell, locustfile: Path, user_classes: tuple[str, ...], url: str, cell_dir: Path,
+class CellError(RuntimeError):
+    """A cell that ran but cannot be trusted or produced nothing."""
+
+
+def to_stage(cell: Cell, cell_dir: Path, settings: CellSettings) -> Stage:
+    return Stage(
+        cell_id=cell.cell_id,
+        out_dir=str(cell_dir),
+        load_model=cell.load_model,
+        users=cell.users,
+        rate=cell.rate,
+        warmup_s=cell.warmup_s,
+        duration_s=cell.duration_s,
+        arrivals=settings.arrivals,
+        seed=cell.trial,
+        log=settings.latency_log,
+    )
+
+
+class Generator:
+    """One locust process running a sweep of cells, each when the runner says go."""
+
+    def __init__(
+        self, locustfile: Path, user_classes: tuple[str, ...], cells: list[tuple[Cell, Path]],
+        settings: CellSettings,
+    ) -> None:  # fmt: skip
+        first_dir = cells[0][1]
+        first_dir.mkdir(parents=True, exist_ok=True)
+        plan = write_plan(first_dir / PLAN_FILE, [to_stage(c, d, settings) for c, d in cells])
+        self.argv = [
+            sys.executable, "-m", "locust",
+            "-f", f"{locustfile},{EXTENSION_FILE}",
+            "--headless",
+            "--users", "0",  # the extension starts each cell's users when it gets the go
+            "--spawn-rate", "1",
+            "--stop-timeout", "0",
+            "--only-summary",
+            "--exit-code-on-error", "0",  # failures are counted, not fatal
+            "--loglevel", "WARNING",
+            "--gatebench-plan", str(plan),
+            *user_classes,  # naming them keeps the open-load driver out of closed load
+        ]  # fmt: skip
+        self.stderr_path = first_dir / schema.LOCUST_STDERR
+        self.proc = start_process(
+            self.argv, first_dir / schema.LOCUST_STDOUT, settings.pinning.generator_cpus,
+            None, self.stderr_path,
+        )  # fmt: skip
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+def run_stage(
+    cell: Cell, cell_dir: Path, server: RunningServer, generator: Generator, sampler: Sampler,
     settings: CellSettings,
-) -> list[str]:  # fmt: skip
-    safety_stop = cell.warmup_s + cell.duration_s + SPAWN_ALLOWANCE_S
-    if cell.load_model == "open":
-        # One driver user launches requests on the arrival schedule (harness.loadgen.open_load).
-        users = 1
-        load = ["--gatebench-rate", f"{cell.rate:g}", "--gatebench-arrivals", settings.arrivals,
-                "--gatebench-seed", str(cell.trial), OPEN_USER_CLASS]  # fmt: skip
-    else:
-        users = cell.users
-        load = list(user_classes)  # naming them keeps the open-load driver out
-    argv = [
-        sys.executable, "-m", "locust",
-        "-f", f"{locustfile},{EXTENSION_FILE}",
-        "--headless",
-        "--host", url,
-        "--users", str(users),
-        "--spawn-rate", str(users),  # all users within a second; warm-up follows
-        "--run-time", f"{safety_stop:.0f}s",
-        "--stop-timeout", "0",
-        "--only-summary",
-        "--exit-code-on-error", "0",  # failures are counted, not fatal
-        "--loglevel", "WARNING",
-        "--csv", str(cell_dir / schema.LOCUST_CSV_PREFIX),
-        "--gatebench-out", str(cell_dir / schema.LATENCY_FILE),
-        "--gatebench-warmup", f"{cell.warmup_s:g}",
-        "--gatebench-duration", f"{cell.duration_s:g}",
-    ]  # fmt: skip
-    if settings.latency_log:
-        argv += ["--gatebench-log", str(cell_dir / schema.REQUEST_LOG)]
-    return argv + load
-
-
-def run_cell(
-    cell: Cell, locustfile: Path, user_classes: tuple[str, ...], server: RunningServer,
-    cell_dir: Path, settings: CellSettings,
 ) -> dict[str, Any]:  # fmt: skip
-    """Run one cell against a ready server; return the latency record (raises on failure)."""
-    cell_dir.mkdir(parents=True, exist_ok=True)
-    argv = locust_argv(cell, locustfile, user_classes, server.url, cell_dir, settings)
-    stdout_path = cell_dir / schema.LOCUST_STDOUT
-    (cell_dir / "locust.argv.json").write_text(json.dumps(argv, indent=1))
-    stderr_path = cell_dir / schema.LOCUST_STDERR
-    proc = start_process(argv, stdout_path, settings.pinning.generator_cpus, None, stderr_path)
-    deadline = cell.warmup_s + cell.duration_s + SPAWN_ALLOWANCE_S + STOP_GRACE_S
-    stall = (
-        Staller(settings.stall, server.pid, cell_dir)
-        if settings.stall
-        else contextlib.nullcontext()
-    )
-    sampler = Sampler(
-        {"server": server.pid, "generator": proc.pid}, cell_dir / schema.RESOURCES_FILE
-    )
-    try:
-        with sampler, stall:
-            try:
-                proc.wait(timeout=deadline)
-            except subprocess.TimeoutExpired:
-                raise CellError(f"locust did not finish within {deadline:.0f} s") from None
-    finally:
-        stop_process(proc)
+    """Let the generator run one cell against a ready server; its latency record (or raise)."""
     latency_path = cell_dir / schema.LATENCY_FILE
-    if proc.returncode != 0:
-        raise CellError(f"locust exited with status {proc.returncode}; see {stderr_path}")
-    if not latency_path.exists():
-        raise CellError(f"locust wrote no {schema.LATENCY_FILE}; see {stderr_path}")
+    sampler.mark()  # the server's memory before this cell's load
+    deadline = time.monotonic() + cell.warmup_s + cell.duration_s + SPAWN_ALLOWANCE_S + STOP_GRACE_S
+    stall = Staller(settings.stall, server.pid, cell_dir) if settings.stall else None
+    try:
+        if stall is not None:
+            stall.__enter__()
+        cell_dir.mkdir(parents=True, exist_ok=True)
+        (cell_dir / "locust.argv.json").write_text(json.dumps(generator.argv, indent=1))
+        write_go(cell_dir, server.url)
+        while not latency_path.exists():
+            if not generator.alive():
+                if latency_path.exists():
+                    break
+                raise CellError(
+                    f"locust exited with status {generator.proc.returncode}; "
+                    f"see {generator.stderr_path}"
+                )
+            if time.monotonic() > deadline:
+                generator.stop()
+                raise CellError(f"locust did not finish the cell within {deadline:.0f} s")
+            time.sleep(POLL_S)
+    finally:
+        if stall is not None:
+            stall.__exit__(None, None, None)
+        write_rows(cell_dir / schema.RESOURCES_FILE, sampler.take())
     record: dict[str, Any] = json.loads(latency_path.read_text())
     if not record.get("complete"):
-        raise CellError(f"the measurement window did not complete; see {stderr_path}")
+        raise CellError(f"the measurement window did not complete; see {generator.stderr_path}")
     if not server.alive():
         raise CellError(f"target server died during the cell; see {server.log_path}")
     return record
-
-
-class CellError(RuntimeError):
-    """A cell that ran but cannot be trusted or produced nothing."""
 
 
 class Runner:
     def __init__(
         self,
         run_dir: Path,
-        manifest: dict[str, Any],
+        manifest: Manifest,
         records: list[CellRecord],
         scenarios: dict[str, Scenario],
         targets: dict[str, Target],
@@ -164,52 +194,120 @@ class Runner:
         self.settings = settings
         self.progress = progress
         self.done = 0
+        self.total = 0
         self.started = time.monotonic()
+        self.generator: Generator | None = None
 
     def save(self) -> None:
         self.manifest["cells"] = [r.to_dict() for r in self.records]
         save_manifest(self.run_dir, self.manifest)
 
+    def cell_dir(self, cell: Cell) -> Path:
+        return self.run_dir / schema.RAW_DIR / cell.cell_id
+
     def run(self) -> None:
-        """Run every pending cell, grouped so each server starts once per scenario."""
-        groups: dict[tuple[str, str], list[CellRecord]] = {}
+        """Run every pending cell: one sweep per scenario and load model, target by target."""
+        sweeps: dict[tuple[str, str], dict[str, list[CellRecord]]] = {}
         for record in self.records:
             if record.status == schema.STATUS_PENDING:
-                groups.setdefault((record.cell.scenario, record.cell.target), []).append(record)
-        self.total = sum(len(g) for g in groups.values())
+                cell = record.cell
+                by_target = sweeps.setdefault((cell.scenario, cell.load_model), {})
+                by_target.setdefault(cell.target, []).append(record)
+        self.total = sum(len(g) for t in sweeps.values() for g in t.values())
         self.started = time.monotonic()  # the ETA counts cells only, not verify/calibration
         self.save()
-        for (scenario_name, target_name), group in groups.items():
-            self.run_group(self.scenarios[scenario_name], self.targets[target_name], group)
+        for (scenario_name, load_model), by_target in sweeps.items():
+            scenario = self.scenarios[scenario_name]
+            locustfile = stage_scenario(scenario, self.run_dir)
+            classes = scenario.user_classes if load_model == "closed" else (OPEN_USER_CLASS,)
+            queue = [r for group in by_target.values() for r in group]
+            try:
+                for target_name, group in by_target.items():
+                    self.run_group(scenario, self.targets[target_name], group, queue, locustfile,
+                                   classes)  # fmt: skip
+            finally:
+                if self.generator is not None:  # done with its plan, it is exiting by itself
+                    stop_in_background(self.generator.proc)
+                    self.generator = None
+        wait_stopped()
 
-    def run_group(self, scenario: Scenario, target: Target, group: list[CellRecord]) -> None:
-        """Run a group's cells on one server; a server that dies is started again."""
+    def ensure_generator(
+        self, queue: list[CellRecord], locustfile: Path, classes: tuple[str, ...]
+    ) -> Generator:
+        """The sweep's locust process, started (for every cell still queued) if there is none."""
+        if self.generator is None or not self.generator.alive():
+            if self.generator is not None:
+                self.generator.stop()
+            cells = [(r.cell, self.cell_dir(r.cell)) for r in queue]
+            self.generator = Generator(locustfile, classes, cells, self.settings)
+        return self.generator
+
+    def run_group(
+        self, scenario: Scenario, target: Target, group: list[CellRecord],
+        queue: list[CellRecord], locustfile: Path, classes: tuple[str, ...],
+    ) -> None:  # fmt: skip
+        """Run one target's cells of a sweep on a fresh server; one that dies is started again."""
         pending = list(group)
         restarts = 0
         while pending:
             log = self.run_dir / schema.RAW_DIR / f"server__{scenario.name}__{target.name}.log"
+            self.ensure_generator(queue, locustfile, classes)  # locust boots with the server
             try:
-                with serve(target, log, self.settings.pinning.server_cpus) as server:
-                    while pending and server.alive():
-                        self.run_one(pending.pop(0), scenario, server)
+                cpus = self.settings.pinning.server_cpus
+                with serve(target, log, cpus, background_stop=True) as server:
+                    wait_stopped()  # the previous server is gone before anything is measured
+                    self.run_cells(server, pending, queue, locustfile, classes)
             except ServerError as exc:
-                for record in pending:
-                    self.finish(record, schema.STATUS_FAILED, str(exc))
-                self.progress(f"error: {exc}")
+                self.give_up(pending, queue, str(exc))
                 return
             if pending:
                 restarts += 1
                 if restarts > MAX_RESTARTS:
                     reason = f"target {target.name} died {restarts} times; see its log {log}"
-                    for record in pending:
-                        self.finish(record, schema.STATUS_FAILED, reason)
-                    self.progress(f"error: {reason}")
+                    self.give_up(pending, queue, reason)
                     return
                 self.progress(f"    target {target.name} died; starting it again (log: {log})")
 
-    def run_one(self, record: CellRecord, scenario: Scenario, server: RunningServer) -> None:
+    def run_cells(
+        self, server: RunningServer, pending: list[CellRecord], queue: list[CellRecord],
+        locustfile: Path, classes: tuple[str, ...],
+    ) -> None:  # fmt: skip
+        """The pending cells, one at a time while the server lives, each taken off the queue;
+        a sampler watches the server and the current locust process."""
+        sampler: Sampler | None = None
+        sampled: Generator | None = None
+        try:
+            while pending and server.alive():
+                generator = self.ensure_generator(queue, locustfile, classes)
+                if sampler is None or sampled is not generator:
+                    if sampler is not None:
+                        sampler.__exit__(None, None, None)
+                    sampler = Sampler({"server": server.pid, "generator": generator.pid})
+                    sampler.__enter__()
+                    sampled = generator
+                record = pending.pop(0)
+                queue.remove(record)
+                self.run_one(record, server, generator, sampler)
+        finally:
+            if sampler is not None:
+                sampler.__exit__(None, None, None)
+
+    def give_up(self, pending: list[CellRecord], queue: list[CellRecord], reason: str) -> None:
+        """Fail these cells and let the sweep's locust process pass over them."""
+        for record in pending:
+            self.finish(record, schema.STATUS_FAILED, reason)
+            queue.remove(record)
+            cell_dir = self.cell_dir(record.cell)
+            cell_dir.mkdir(parents=True, exist_ok=True)
+            write_go(cell_dir, None)
+        pending.clear()
+        self.progress(f"error: {reason}")
+
+    def run_one(
+        self, record: CellRecord, server: RunningServer, generator: Generator, sampler: Sampler
+    ) -> None:
         cell = record.cell
-        load = f"{cell.users} users" if cell.load_model == "closed" else f"{cell.rate:g} req/s open"
+        load = load_text(cell.load_model, cell.users if cell.load_model == "closed" else cell.rate)
         trial = f", trial {cell.trial}" if cell.trial > 1 or self.has_trials() else ""
         self.progress(
             f"[{self.done + 1}/{self.total}] {cell.scenario} x {cell.target} x {load}{trial}"
@@ -217,11 +315,7 @@ class Runner:
         )
         record.started_at = now_iso()
         try:
-            locustfile = stage_scenario(scenario, self.run_dir)
-            cell_dir = self.run_dir / schema.RAW_DIR / cell.cell_id
-            result = run_cell(
-                cell, locustfile, scenario.user_classes, server, cell_dir, self.settings
-            )
+            result = run_stage(cell, self.cell_dir(cell), server, generator, sampler, self.settings)
         except CellError as exc:
             self.finish(record, schema.STATUS_FAILED, str(exc))
             self.progress(f"    failed: {exc}")
@@ -266,49 +360,3 @@ def describe(result: dict[str, Any]) -> str:
     if open_load:
         text += f", {open_load['late']} late / {open_load['launched']} starts"
     return text
-
-
-CALIBRATION_USERS = 64
-CALIBRATION_TARGETS = ("fastapi-uvicorn",)  # preferred: the fastest target on /health
-
-
-def calibrate(
-    targets: list[Target], run_dir: Path, settings: CellSettings, progress: Progress
-) -> dict[str, Any]:
-    """The generator's own ceiling: requests/s it drives against the cheapest route.
-
-    Runs CALIBRATION_USERS closed users with no think time on ``/health`` of the fastest
-    target in the run, with the same pinning as every cell. If the server's CPU was the
-    limit instead, the ceiling is only a lower bound and the note says so.
-    """
-    target = next((t for t in targets if t.name in CALIBRATION_TARGETS), targets[0])
-    cell = Cell("calibration", target.name, "closed", CALIBRATION_USERS, None, 1, 3.0, 1.0, None)
-    cell_dir = run_dir / schema.RAW_DIR / "calibration"
-    progress(f"calibrating the load generator: {CALIBRATION_USERS} users on {target.name} /health")
-    with serve(target, run_dir / schema.RAW_DIR / "server__calibration.log",
-               settings.pinning.server_cpus) as server:  # fmt: skip
-        plain = CellSettings(settings.pinning)
-        result = run_cell(cell, CALIBRATION_FILE, (CALIBRATION_USER,), server, cell_dir, plain)
-    samples = read_resources(run_dir, "calibration")
-    window = (result["window_start"], result["window_end"])
-    generator_cpu = _mean_cpu(samples, "generator", window)
-    server_cpu = _mean_cpu(samples, "server", window)
-    rps = result["successes"] / result["duration_s"]
-    note = "generator saturated: this is its ceiling"
-    if server_cpu is not None and server_cpu >= 90:
-        note = "the server's CPU was the limit: the generator's ceiling is at least this"
-    elif generator_cpu is not None and generator_cpu < 90:
-        note = "neither side saturated: the ceiling is at least this"
-    progress(f"    generator ceiling {rps:,.0f} rps ({note})")
-    return {
-        "target": target.name, "route": "/health", "users": CALIBRATION_USERS,
-        "duration_s": cell.duration_s, "rps": round(rps, 1),
-        "generator_cpu_pct": generator_cpu, "server_cpu_pct": server_cpu, "note": note,
-    }  # fmt: skip
-
-
-def _mean_cpu(samples: Any, role: str, window: tuple[float, float]) -> float | None:
-    if samples is None or samples.empty:
-        return None
-    inside = samples[(samples["role"] == role) & samples["t"].between(*window)]
-    return None if inside.empty else round(float(inside["cpu_pct"].mean()), 1)

@@ -65,31 +65,50 @@ class TreeProbe:
         return cpu, rss / 1e6, len(alive)
 
 
-class Sampler:
-    """Background thread writing t,role,cpu_pct,rss_mb,procs rows for each role's tree."""
+Row = tuple[float, str, float, float, int]  # t, role, cpu_pct (nan: no reading), rss_mb, procs
 
-    def __init__(self, roles: dict[str, int], out_path: Path, interval_s: float = INTERVAL_S):
+
+class Sampler:
+    """Background thread sampling each role's tree: t,role,cpu_pct,rss_mb,procs rows.
+
+    One sampler watches a server and its load generator across a sweep of cells. ``mark``
+    records each tree's memory right now (the baseline before a cell's load: no CPU reading),
+    and ``take`` hands over the rows since the previous ``take``: one cell's samples.
+    """
+
+    def __init__(self, roles: dict[str, int], interval_s: float = INTERVAL_S):
         self.probes = {role: TreeProbe(pid) for role, pid in roles.items()}
-        self.out_path = out_path
         self.interval_s = interval_s
         self._stop = threading.Event()
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="gatebench-sampler", daemon=True)
-        self.rows: list[tuple[float, str, float, float, int]] = []
+        self.rows: list[Row] = []
 
     def __enter__(self) -> Sampler:
-        now = time.time()
-        for role, probe in self.probes.items():
+        for probe in self.probes.values():
             probe.sample()  # CPU baseline: the first reading of a process says nothing
-            rss = probe.rss_mb()
-            if rss is not None:  # memory before the load: per-connection figures need it
-                self.rows.append((now, role, math.nan, rss, len(probe.known)))
+        self.mark()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-        self.write()
+
+    def mark(self) -> None:
+        """Each tree's memory now, with no CPU reading: what a cell's load starts from."""
+        now = time.time()
+        with self._lock:
+            for role, probe in self.probes.items():
+                rss = probe.rss_mb()
+                if rss is not None:
+                    self.rows.append((now, role, math.nan, rss, len(probe.known)))
+
+    def take(self) -> list[Row]:
+        """The rows since the previous take (or the start)."""
+        with self._lock:
+            rows, self.rows = self.rows, []
+        return rows
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -97,13 +116,37 @@ class Sampler:
             for role, probe in self.probes.items():
                 sample = probe.sample()
                 if sample is not None:
-                    self.rows.append((now, role, *sample))
+                    with self._lock:
+                        self.rows.append((now, role, *sample))
 
-    def write(self) -> None:
-        self.out_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.out_path, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["t", "role", "cpu_pct", "rss_mb", "procs"])
-            for t, role, cpu, rss, procs in self.rows:
-                cpu_text = "" if math.isnan(cpu) else f"{cpu:.1f}"
-                writer.writerow([f"{t:.3f}", role, cpu_text, f"{rss:.1f}", procs])
+
+def write_rows(path: Path, rows: list[Row]) -> Path:
+    """A cell's ``resources.csv``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["t", "role", "cpu_pct", "rss_mb", "procs"])
+        for t, role, cpu, rss, procs in rows:
+            cpu_text = "" if math.isnan(cpu) else f"{cpu:.1f}"
+            writer.writerow([f"{t:.3f}", role, cpu_text, f"{rss:.1f}", procs])
+    return path
+
+
+def mean_cpu(rows: list[Row], role: str, window: tuple[float, float]) -> float | None:
+    """Mean CPU % of one role over the samples inside ``window`` (epoch seconds)."""
+    inside = [cpu for t, r, cpu, _, _ in rows if r == role and window[0] <= t <= window[1]]
+    inside = [cpu for cpu in inside if not math.isnan(cpu)]
+    return round(sum(inside) / len(inside), 1) if inside else None
+
+
+def read_rows(path: Path) -> list[Row]:
+    """The rows of a ``resources.csv`` this module wrote ([] when there is none)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            return [
+                (float(r["t"]), r["role"], float(r["cpu_pct"] or "nan"), float(r["rss_mb"]),
+                 int(r["procs"]))
+                for r in csv.DictReader(handle)
+            ]  # fmt: skip
+    except (OSError, ValueError, KeyError):
+        return []

@@ -12,6 +12,7 @@ import resource
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +25,7 @@ from targets.registry import Target
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
+READY_POLL_S = 0.02
 
 
 # Every process group this process started and has not stopped yet. A Ctrl-C can land
@@ -87,11 +89,11 @@ def stop_all() -> None:
     """Stop every process group started here and not stopped yet (after an interrupt)."""
     for proc in list(_started):
         stop_process(proc)
+    wait_stopped()
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = STOP_TIMEOUT_S) -> None:
     """SIGTERM the process group, then SIGKILL what is left after timeout_s."""
-    _started.discard(proc)
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
@@ -102,6 +104,24 @@ def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = STOP_TIMEOUT_
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=timeout_s)
+    _started.discard(proc)  # only now: an interrupt meanwhile still finds it in stop_all
+
+
+# Servers being stopped in the background (a gunicorn takes most of a second to go).
+_stopping: list[threading.Thread] = []
+
+
+def stop_in_background(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a process group while the caller goes on; ``wait_stopped`` waits for it."""
+    thread = threading.Thread(target=stop_process, args=(proc,), name="gatebench-stop")
+    thread.start()
+    _stopping.append(thread)
+
+
+def wait_stopped() -> None:
+    """Return once every background stop has finished (before anything is measured)."""
+    while _stopping:
+        _stopping.pop().join()
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path, name: str) -> float:
@@ -121,7 +141,7 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path, name: st
                 last_error = f"HTTP {response.status}"
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
             last_error = str(exc)
-        time.sleep(0.1)
+        time.sleep(READY_POLL_S)
     raise ServerError(
         f"target {name} did not answer {url}/health within {READY_TIMEOUT_S:.0f} s "
         f"({last_error}); see its log {log_path}{_log_tail(log_path)}"
@@ -152,8 +172,11 @@ class RunningServer:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def stop(self) -> None:
-        stop_process(self.proc)
+    def stop(self, background: bool = False) -> None:
+        if background:
+            stop_in_background(self.proc)
+        else:
+            stop_process(self.proc)
 
 
 PORT_ATTEMPTS = 3  # another process can take a free port between our check and the bind
@@ -161,10 +184,19 @@ PORT_ATTEMPTS = 3  # another process can take a free port between our check and 
 
 @contextlib.contextmanager
 def serve(
-    target: Target, log_path: Path, cpus: Sequence[int] | None = None, host: str = HOST
+    target: Target,
+    log_path: Path,
+    cpus: Sequence[int] | None = None,
+    host: str = HOST,
+    background_stop: bool = False,
 ) -> Iterator[RunningServer]:
-    """Start target on a free port, wait until ready, and always stop it afterwards."""
+    """Start target on a free port, wait until ready, and always stop it afterwards.
+
+    With ``background_stop`` a server whose block ended normally is stopped in the
+    background (``wait_stopped`` waits for it); on an exception it is stopped at once.
+    """
     server = None
+    finished = False
     try:
         for attempt in range(1, PORT_ATTEMPTS + 1):
             port = free_port(host)
@@ -179,9 +211,10 @@ def serve(
                     raise
         assert server is not None
         yield server
+        finished = True
     finally:
         if server is not None:
-            server.stop()
+            server.stop(background=background_stop and finished)
 
 
 def _port_taken(log_path: Path) -> bool:

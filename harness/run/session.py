@@ -13,20 +13,31 @@ import shutil
 import time
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+import psutil
 
 from harness import schema
-from harness.report.markdown import build_all
+from harness.report.build import build_all, drawing_workers
+from harness.run.calibration import calibrate
 from harness.run.cpus import Pinning, choose_pinning
 from harness.run.manifest import create_run_dir, new_manifest, now_iso, point_latest
 from harness.run.plan import RunOptions, apply_overrides, build_plan
 from harness.run.profiles import PROFILES
-from harness.run.runner import CellError, CellSettings, Progress, Runner, calibrate
+from harness.run.runner import CellError, CellSettings, Progress, Runner
 from harness.run.scenarios import Scenario, discover
 from harness.run.servers import ServerError, stop_all
 from harness.run.stall import StallPlan
 from harness.run.verify import verify_targets
-from harness.schema import EXIT_FAILED_CELLS, EXIT_INTERRUPTED, EXIT_OK, Cell, CellRecord
+from harness.schema import (
+    EXIT_FAILED_CELLS,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    Cell,
+    CellRecord,
+    Manifest,
+    Timing,
+)
 from harness.units import UsageError
 from targets.registry import TARGETS, Target
 
@@ -45,13 +56,11 @@ def run_benchmark(options: RunOptions, argv: list[str], progress: Progress) -> i
         manifest = new_manifest(run_dir, argv)
         used_scenarios = sorted({c.scenario for c in cells})
         used_targets = list(dict.fromkeys(c.target for c in cells))
-        manifest.update(
-            options=options.to_dict(),
-            profile=profile.to_dict(),
-            pinning=pinning.to_dict(),
-            scenarios={name: scenarios[name].to_dict() for name in used_scenarios},
-            targets={name: targets[name].settings() for name in used_targets},
-        )
+        manifest["options"] = options.to_dict()
+        manifest["profile"] = profile.to_dict()
+        manifest["pinning"] = pinning.to_dict()
+        manifest["scenarios"] = {name: scenarios[name].to_dict() for name in used_scenarios}
+        manifest["targets"] = {name: targets[name].settings() for name in used_targets}
         if not pinning.applied:
             manifest["warnings"].append(f"CPU pinning not applied: {pinning.note}")
         stall = stall_plan(options)
@@ -72,7 +81,7 @@ def resume_benchmark(run_dir: Path, argv: list[str], progress: Progress) -> int:
     if not manifest_path.is_file():
         raise UsageError(f"--resume {run_dir}: not a results folder (no {schema.MANIFEST_FILE})")
     with RunLock(run_dir):
-        manifest = json.loads(manifest_path.read_text())
+        manifest = cast(Manifest, json.loads(manifest_path.read_text()))
         options = options_from_manifest(manifest, run_dir)
         scenarios, broken = discover()
         for name, recorded in manifest.get("scenarios", {}).items():
@@ -105,7 +114,7 @@ def resume_benchmark(run_dir: Path, argv: list[str], progress: Progress) -> int:
 
 def execute(
     run_dir: Path,
-    manifest: dict[str, Any],
+    manifest: Manifest,
     records: list[CellRecord],
     scenarios: dict[str, Scenario],
     options: RunOptions,
@@ -117,6 +126,7 @@ def execute(
     settings = CellSettings(pinning, options.arrivals, stall_plan(options), options.latency_log)
     targets = apply_overrides(TARGETS, options.overrides)
     runner = Runner(run_dir, manifest, records, scenarios, targets, settings, progress=progress)
+    to_run = [r for r in records if r.status == schema.STATUS_PENDING]
     interrupted = False
     started = time.monotonic()
     try:
@@ -151,12 +161,19 @@ def execute(
     manifest["finished_at"] = now_iso()
     manifest["elapsed_s"] = round(time.monotonic() - started, 1)
     runner.save()
-    build_all(run_dir)
+    build_all(run_dir, drawing_workers())
     point_latest(run_dir)
+    timing = manifest["timing"] = run_timing(to_run)
+    runner.save()
     ok = sum(r.status == schema.STATUS_OK for r in records)
     progress(
-        f"gatebench: {ok}/{len(records)} cells ok in {manifest['elapsed_s']:.0f} s; "
+        f"gatebench: {ok}/{len(records)} cells ok in {timing['elapsed_s']:.0f} s; "
         f"report: {run_dir / schema.REPORT_MD}"
+    )
+    progress(
+        f"gatebench: {timing['measured_s']:.0f} s of warm-ups and measurement windows, "
+        f"{timing['overhead_s']:.0f} s harness overhead ({timing['overhead_pct']:.1f}% of the "
+        "measured time: servers, locust, verify gate, calibration, report)"
     )
     if interrupted:
         progress(f"gatebench: to finish it later: python -m harness run --resume {run_dir}")
@@ -167,13 +184,30 @@ def execute(
 RESUMABLE = (schema.STATUS_PENDING, schema.STATUS_INTERRUPTED)
 
 
+def run_timing(ran: list[CellRecord]) -> Timing:
+    """This command's wall time (from its process start) against the windows it measured."""
+    elapsed = time.time() - psutil.Process().create_time()
+    measured = sum(
+        r.cell.warmup_s + r.cell.duration_s
+        for r in ran
+        if r.started_at is not None and r.status in (schema.STATUS_OK, schema.STATUS_FAILED)
+    )
+    overhead = max(elapsed - measured, 0.0)
+    return {
+        "elapsed_s": round(elapsed, 1),
+        "measured_s": round(measured, 1),
+        "overhead_s": round(overhead, 1),
+        "overhead_pct": round(100 * overhead / measured, 1) if measured else 0.0,
+    }
+
+
 def stall_plan(options: RunOptions) -> StallPlan | None:
     if options.stall_at_s is None or options.stall_for_s is None:
         return None
     return StallPlan(options.stall_at_s, options.stall_for_s)
 
 
-def options_from_manifest(manifest: dict[str, Any], run_dir: Path) -> RunOptions:
+def options_from_manifest(manifest: Manifest, run_dir: Path) -> RunOptions:
     recorded = dict(manifest.get("options") or {})
     known = {f.name for f in fields(RunOptions)}
     try:
@@ -238,7 +272,7 @@ def gate(
     chosen: list[Target],
     run_dir: Path,
     records: list[CellRecord],
-    manifest: dict[str, Any],
+    manifest: Manifest,
     pinning: Pinning,
     progress: Progress,
 ) -> None:

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from harness.run.servers import ServerError, serve
+from harness.run.servers import ServerError, serve, wait_stopped
 from targets.registry import Target
 
 Request = tuple[str, str, bytes | None]  # method, path with query, body
@@ -218,13 +218,16 @@ def verify_targets(
     for target in targets:
         result = results[target.name] = VerifyResult(target.name, passed=False)
         try:
-            with serve(target, log_dir / f"verify__{target.name}.log", server_cpus) as server:
+            log = log_dir / f"verify__{target.name}.log"
+            with serve(target, log, server_cpus, background_stop=True) as server:
+                wait_stopped()  # the previous target is gone before this one is timed
                 try:
                     answers[target.name], result.io_ms = check_server(server.url)
                 except CheckError as exc:
                     result.problems.append(f"{exc}; see its log {server.log_path}")
         except (ServerError, OSError) as exc:  # OSError: the server could not be launched
             result.problems.append(str(exc))
+    wait_stopped()
     reference = next(iter(answers), None)
     for name, result in results.items():
         got = answers.get(name)
