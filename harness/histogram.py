@@ -56,8 +56,13 @@ def histogram_stats(histogram: HdrHistogram, unit: str = "us") -> LatencyStats:
     except KeyError:
         known = sorted(UNIT_TO_MS)
         raise ValueError(f"unknown latency unit {unit!r}; expected one of {known}") from None
-    values = nearest_rank_values(histogram, PERCENTILES)
+    buckets = recorded_buckets(histogram)
+    values = nearest_rank_values(histogram, PERCENTILES, buckets)
     p50, p90, p99, p999 = (values[p] * to_ms for p in PERCENTILES)
+    # The mean as hdrh defines it (each bucket at its middle), in one pass over the buckets
+    # recorded: hdrh's own get_mean_value walks every bucket in Python, seconds per run.
+    middle = histogram._hdr_median_equiv_value
+    total = sum(middle(histogram.get_value_from_index(i)) * n for i, n in buckets)
     return LatencyStats(
         count=count,
         p50_ms=p50,
@@ -65,30 +70,42 @@ def histogram_stats(histogram: HdrHistogram, unit: str = "us") -> LatencyStats:
         p99_ms=p99,
         p999_ms=p999,
         max_ms=histogram.get_max_value() * to_ms,
-        mean_ms=histogram.get_mean_value() * to_ms,
+        mean_ms=total / count * to_ms,
     )
 
 
+def recorded_buckets(histogram: HdrHistogram) -> list[tuple[int, int]]:
+    """(bucket index, count) of every bucket holding a value, lowest first."""
+    counts = histogram.counts[: histogram.counts_len]  # one copy out of the C array
+    return [(index, n) for index, n in enumerate(counts) if n]
+
+
 def nearest_rank_values(
-    histogram: HdrHistogram, percentiles: tuple[float, ...]
+    histogram: HdrHistogram,
+    percentiles: tuple[float, ...],
+    buckets: list[tuple[int, int]] | None = None,
 ) -> dict[float, int]:
     """Each percentile's value by nearest rank: the ceil(p/100 x count)-th smallest value.
 
     The hdrh package rounds the rank instead (``int(p/100 x count + 0.5)``), which can pick
     the sample below the nearest rank, a whole step too low in a sparse tail. One pass over
-    the buckets for all percentiles; each value is its bucket's highest equivalent value.
+    the recorded buckets for all percentiles; each value is its bucket's highest equivalent.
     """
     count = histogram.get_total_count()
     # p x count / 100 first: 99.9 / 100 x 25,000 is 24,975.000000000004 in floating point.
     ranks = sorted((max(1, math.ceil(p * count / 100 - 1e-9)), p) for p in percentiles)
     values: dict[float, int] = {}
     seen = 0
+    walk = iter(buckets if buckets is not None else recorded_buckets(histogram))
     index = 0
     for rank, percentile in ranks:
-        while seen < rank and index < histogram.counts_len:
-            seen += histogram.get_count_at_index(index)
-            index += 1
-        value = histogram.get_value_from_index(max(index - 1, 0))
+        while seen < rank:
+            step = next(walk, None)
+            if step is None:
+                break
+            index, n = step
+            seen += n
+        value = histogram.get_value_from_index(index)
         values[percentile] = histogram.get_highest_equivalent_value(value)
     return values
 

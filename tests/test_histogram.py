@@ -46,3 +46,14 @@ def test_every_percentile_matches_the_sorted_values(seed: int) -> None:
     for percentile in PERCENTILES:
         exact = nearest_rank(values, percentile)
         assert histogram.values_are_equivalent(found[percentile], exact), (percentile, count)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_mean_and_max_are_hdrh_own(seed: int) -> None:
+    rng = random.Random(seed)
+    values = [rng.randint(1, 5_000_000) for _ in range(rng.randint(1, 3000))]
+    histogram = histogram_of(values)
+    stats = histogram_stats(histogram)
+    assert stats.mean_ms == pytest.approx(histogram.get_mean_value() / 1000, rel=1e-12)
+    assert stats.max_ms == histogram.get_max_value() / 1000
+    assert stats.count == len(values)

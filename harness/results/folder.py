@@ -19,6 +19,7 @@ from harness.results.raw import read_latency, read_manifest
 from harness.results.rows import LOAD_AXES, ok_only
 from harness.results.summary import build_summary, coerce_summary
 from harness.results.trials import GROUP_KEYS
+from harness.schema import Calibration, Manifest
 
 PER_SECOND_COLUMNS = ("second", "successes", "failures")
 
@@ -27,7 +28,7 @@ PER_SECOND_COLUMNS = ("second", "successes", "failures")
 class Results:
     """A run folder opened for analysis."""
 
-    manifest: dict[str, Any]
+    manifest: Manifest
     summary: pd.DataFrame
     run_dir: Path
 
@@ -79,7 +80,7 @@ class Results:
         return [model for model in LOAD_AXES if model in models]
 
     @property
-    def calibration(self) -> dict[str, Any] | None:
+    def calibration(self) -> Calibration | None:
         """The generator's own ceiling as calibrated by the run, None when not measured."""
         calibration = self.manifest.get("calibration")
         return calibration if isinstance(calibration, dict) else None

@@ -12,11 +12,12 @@ import csv
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
 from harness import schema
+from harness.schema import Manifest
 
 LOCUST_STATS_FILE = f"{schema.LOCUST_CSV_PREFIX}_stats.csv"
 
@@ -32,7 +33,7 @@ def finite_number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def read_manifest(run_dir: Path | str) -> dict[str, Any]:
+def read_manifest(run_dir: Path | str) -> Manifest:
     """The run's manifest.json; ValueError naming the path when there is none or it is broken."""
     path = Path(run_dir) / schema.MANIFEST_FILE
     if not path.is_file():
@@ -43,10 +44,10 @@ def read_manifest(run_dir: Path | str) -> dict[str, Any]:
         raise ValueError(f"cannot read {path}: {exc}") from exc
     if not isinstance(manifest, dict):
         raise ValueError(f"{path} does not hold a JSON object")
-    return manifest
+    return cast(Manifest, manifest)
 
 
-def calibration_rps(manifest: dict[str, Any]) -> float | None:
+def calibration_rps(manifest: Manifest) -> float | None:
     """The generator's ceiling measured by the run's calibration, None when not measured."""
     calibration = manifest.get("calibration")
     return finite_number(calibration.get("rps")) if isinstance(calibration, dict) else None
