@@ -7,7 +7,7 @@ PROFILE     ?= default
 RUN         ?= results/latest
 THRESHOLD   ?= 5
 
-.PHONY: install bench test lint report compare browser clean
+.PHONY: install bench test test-fast lint report compare browser clean
 
 install: $(STAMP)
 
@@ -19,8 +19,16 @@ $(STAMP): pyproject.toml
 bench: $(STAMP)
 	$(PY) -m harness run --profile $(PROFILE)
 
+# The whole suite (CI runs this). First the tests that start no server, on every CPU; then
+# the end-to-end tests alone, one at a time: they pin servers and locust to CPUs and assert
+# throughput, so nothing may run beside them. Together: every test `pytest` collects.
 test: lint browser
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not e2e" -n auto --dist loadfile
+	$(PY) -m pytest -m e2e
+
+# The edit loop: lint and the tests that start no server, no locust, no harness run.
+test-fast: lint
+	$(PY) -m pytest -m "not e2e and not cli" -n auto --dist loadfile
 
 # The HTML report test opens report.html in a real headless Chromium (Debian's package).
 browser:
