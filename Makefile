@@ -19,12 +19,13 @@ $(STAMP): pyproject.toml
 bench: $(STAMP)
 	$(PY) -m harness run --profile $(PROFILE)
 
-# The whole suite (CI runs this). First the tests that start no server, on every CPU; then
-# the end-to-end tests alone, one at a time: they pin servers and locust to CPUs and assert
-# throughput, so nothing may run beside them. Together: every test `pytest` collects.
+# The whole suite (CI runs this). First every test that asserts no throughput or timing, on
+# every CPU (end-to-end fault tests among them); then the `solo` tests alone, one at a time:
+# they pin servers and locust to CPUs and assert throughput or timing, so nothing may run
+# beside them. Together: every test `pytest` collects.
 test: lint browser
-	$(PY) -m pytest -m "not e2e" -n auto --dist loadfile
-	$(PY) -m pytest -m e2e
+	$(PY) -m pytest -m "not solo" -n auto --dist loadfile
+	$(PY) -m pytest -m solo
 
 # The edit loop: lint and the tests that start no server, no locust, no harness run.
 test-fast: lint

@@ -29,6 +29,7 @@ def read_summary(run_dir: Path) -> list[dict[str, str]]:
 
 
 @pytest.mark.e2e
+@pytest.mark.solo
 def test_smoke_profile_writes_a_complete_results_folder(smoke_run: SharedRun) -> None:
     run_dir, done = smoke_run.run_dir, smoke_run.done
     assert done.returncode == 0, done.stderr
@@ -76,6 +77,7 @@ def test_every_scenario_file_runs(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.solo
 def test_every_target_serves_io(tmp_path: Path) -> None:
     # Every target passing the verify gate: test_verify.py::test_real_targets_all_pass.
     run_dir = tmp_path / "targets"

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.solo]
 
 
 def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

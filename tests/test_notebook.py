@@ -31,6 +31,7 @@ def test_notebook_is_stored_clean() -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.solo
 # jupyter_core warns at import and on path lookups about its move to platformdirs.
 @pytest.mark.filterwarnings("ignore:Jupyter is migrating its paths:DeprecationWarning")
 def test_notebook_runs_on_a_smoke_run(

@@ -187,6 +187,7 @@ MESSAGES_PER_S = 10  # the sse and websocket scenarios push every 100 ms
 
 
 @pytest.mark.e2e
+@pytest.mark.solo
 def test_sse_and_websocket_on_both_stacks(tmp_path: Path) -> None:
     run_dir = tmp_path / "protocols"
     argv = [sys.executable, "-m", "harness", "run", "--scenarios", "sse,websocket",

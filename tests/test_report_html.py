@@ -155,6 +155,7 @@ def test_write_html_reads_report_md(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.solo
 def test_report_html_in_a_browser_makes_no_requests(smoke_run: SharedRun, tmp_path: Path) -> None:
     from playwright import sync_api
 

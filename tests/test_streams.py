@@ -282,6 +282,7 @@ def ws_url(server: RunningServer, query: str = "") -> str:
 
 
 @pytest.mark.e2e
+@pytest.mark.solo
 def test_e2e_ws_echo(server: RunningServer) -> None:
     with connect(ws_url(server), open_timeout=5) as ws:
         for message in ("hello", "é" * 5000, '{"a":[1,2]}'):
@@ -292,6 +293,7 @@ def test_e2e_ws_echo(server: RunningServer) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.solo
 def test_e2e_ws_ticker(server: RunningServer) -> None:
     count, interval_ms = 8, 50
     with connect(ws_url(server, f"ticker_ms={interval_ms}&count={count}"), open_timeout=5) as ws:
@@ -311,6 +313,7 @@ def test_e2e_ws_ticker(server: RunningServer) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.solo
 @pytest.mark.parametrize("query", ["ticker_ms=0", "count=100001"])
 def test_e2e_ws_bad_params_close_1008(server: RunningServer, query: str) -> None:
     with (
@@ -323,6 +326,7 @@ def test_e2e_ws_bad_params_close_1008(server: RunningServer, query: str) -> None
 
 
 @pytest.mark.e2e
+@pytest.mark.solo
 def test_e2e_sse_spacing(server: RunningServer) -> None:
     count, interval_ms = 6, 80
     host, port = urllib.parse.urlsplit(server.url).netloc.split(":")
@@ -350,6 +354,7 @@ def test_e2e_sse_spacing(server: RunningServer) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.solo
 def test_e2e_background_answers_before_the_work(server: RunningServer) -> None:
     host, port = urllib.parse.urlsplit(server.url).netloc.split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=10)

@@ -219,6 +219,7 @@ async def app(scope, receive, send):
 
 
 @pytest.mark.e2e
+@pytest.mark.solo
 def test_real_targets_all_pass(tmp_path: Path) -> None:
     results = verify_targets(list(TARGETS.values()), tmp_path, None)
     assert list(results) == list(TARGETS)
@@ -232,6 +233,7 @@ def test_real_targets_all_pass(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.solo
 def test_a_different_app_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "gatebench_fake_app.py").write_text(FAKE_APP)
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
@@ -249,6 +251,7 @@ def test_a_different_app_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.mark.e2e
+@pytest.mark.solo
 def test_a_target_that_cannot_start_fails_and_names_its_log(tmp_path: Path) -> None:
     missing = replace(TARGETS["fastapi-uvicorn"], name="missing", app="gatebench_no_such:app")
     results = verify_targets([missing], tmp_path, None)
