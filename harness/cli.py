@@ -12,6 +12,7 @@ import math
 import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 from types import FrameType
 
@@ -99,9 +100,11 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.monotonic()  # a run's printed overhead counts from here
     argv = sys.argv[1:] if argv is None else argv
     try:
         args = build_parser().parse_args(argv)
+        args.started = started
         command = {
             "list": cmd_list,
             "run": cmd_run,
@@ -232,10 +235,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         if given:
             raise UsageError(f"--resume takes the run's own options; drop {', '.join(given)}")
         _catch_interrupts()
-        return resume_benchmark(Path(args.resume), argv, _progress)
+        return resume_benchmark(Path(args.resume), argv, _progress, args.started)
     options = run_options(args)
     _catch_interrupts()
-    return run_benchmark(options, argv, _progress)
+    return run_benchmark(options, argv, _progress, args.started)
 
 
 def build_outputs(run_dir: Path) -> None:

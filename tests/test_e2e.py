@@ -106,7 +106,10 @@ def copied_scenario() -> object:
     path.unlink(missing_ok=True)
 
 
+# Solo for another reason: the copy is written into the shared scenarios/ folder, where
+# test_scenarios.py and test_profiles.py (on another xdist worker) would discover it too.
 @pytest.mark.e2e
+@pytest.mark.solo
 def test_a_copied_scenario_file_is_listed_and_runs(tmp_path: Path, copied_scenario: str) -> None:
     listed = harness("list")
     assert listed.returncode == 0 and copied_scenario in listed.stdout

@@ -42,7 +42,9 @@ from harness.units import UsageError
 from targets.registry import TARGETS, Target
 
 
-def run_benchmark(options: RunOptions, argv: list[str], progress: Progress) -> int:
+def run_benchmark(
+    options: RunOptions, argv: list[str], progress: Progress, started: float | None = None
+) -> int:
     """Plan, verify, calibrate, run every cell, then write summary, charts and report."""
     profile = PROFILES[options.profile]
     scenarios, broken = discover()
@@ -72,10 +74,14 @@ def run_benchmark(options: RunOptions, argv: list[str], progress: Progress) -> i
             f"gatebench: {len(cells)} cells ({len(used_scenarios)} scenarios x "
             f"{len(used_targets)} targets) -> {run_dir}"
         )
-        return execute(run_dir, manifest, records, scenarios, options, pinning, progress)
+        return execute(
+            run_dir, manifest, records, scenarios, options, pinning, progress, started=started
+        )
 
 
-def resume_benchmark(run_dir: Path, argv: list[str], progress: Progress) -> int:
+def resume_benchmark(
+    run_dir: Path, argv: list[str], progress: Progress, started: float | None = None
+) -> int:
     """Run the cells of an earlier run that never finished, into the same folder."""
     manifest_path = run_dir / schema.MANIFEST_FILE
     if not manifest_path.is_file():
@@ -108,7 +114,7 @@ def resume_benchmark(run_dir: Path, argv: list[str], progress: Progress) -> int:
         progress(f"gatebench: resuming {run_dir}: {len(redo)} of {len(records)} cells to run")
         return execute(
             run_dir, manifest, records, scenarios, options, pinning, progress,
-            calibrate_again="calibration" not in manifest,
+            calibrate_again="calibration" not in manifest, started=started,
         )  # fmt: skip
 
 
@@ -121,6 +127,7 @@ def execute(
     pinning: Pinning,
     progress: Progress,
     calibrate_again: bool = True,
+    started: float | None = None,
 ) -> int:
     """Verify, calibrate and run the pending cells; always save and build the outputs."""
     settings = CellSettings(pinning, options.arrivals, stall_plan(options), options.latency_log)
@@ -163,7 +170,7 @@ def execute(
     runner.save()
     build_all(run_dir, drawing_workers())
     point_latest(run_dir)
-    timing = manifest["timing"] = run_timing(to_run)
+    timing = manifest["timing"] = run_timing(to_run, started)
     runner.save()
     ok = sum(r.status == schema.STATUS_OK for r in records)
     progress(
@@ -184,9 +191,15 @@ def execute(
 RESUMABLE = (schema.STATUS_PENDING, schema.STATUS_INTERRUPTED)
 
 
-def run_timing(ran: list[CellRecord]) -> Timing:
-    """This command's wall time (from its process start) against the windows it measured."""
-    elapsed = time.time() - psutil.Process().create_time()
+def run_timing(ran: list[CellRecord], started: float | None) -> Timing:
+    """This command's wall time against the windows it measured.
+
+    ``started`` is the ``time.monotonic()`` when the command began (``harness.cli.main``);
+    without one, the process's start."""
+    if started is not None:
+        elapsed = time.monotonic() - started
+    else:
+        elapsed = time.time() - psutil.Process().create_time()
     measured = sum(
         r.cell.warmup_s + r.cell.duration_s
         for r in ran
