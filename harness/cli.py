@@ -99,12 +99,15 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+_started: float | None = None  # when main() began: the start of a run's wall time
+
+
 def main(argv: list[str] | None = None) -> int:
-    started = time.monotonic()  # a run's printed overhead counts from here
+    global _started
+    _started = time.monotonic()  # a run's printed overhead counts from here
     argv = sys.argv[1:] if argv is None else argv
     try:
         args = build_parser().parse_args(argv)
-        args.started = started
         command = {
             "list": cmd_list,
             "run": cmd_run,
@@ -235,10 +238,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         if given:
             raise UsageError(f"--resume takes the run's own options; drop {', '.join(given)}")
         _catch_interrupts()
-        return resume_benchmark(Path(args.resume), argv, _progress, args.started)
+        return resume_benchmark(Path(args.resume), argv, _progress, _started)
     options = run_options(args)
     _catch_interrupts()
-    return run_benchmark(options, argv, _progress, args.started)
+    return run_benchmark(options, argv, _progress, _started)
 
 
 def build_outputs(run_dir: Path) -> None:
