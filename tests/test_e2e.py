@@ -35,6 +35,12 @@ def test_smoke_profile_writes_a_complete_results_folder(smoke_run: SharedRun) ->
     assert done.returncode == 0, done.stderr
     assert "[1/4]" in done.stderr and "ETA" in done.stderr  # progress is shown
     manifest = json.loads((run_dir / "manifest.json").read_text())
+    # The printed overhead share: 4 cells of 1 s warm-up + 3 s window were measured.
+    timing = manifest["timing"]
+    assert timing["measured_s"] == 4 * (1.0 + 3.0)
+    assert timing["overhead_s"] == pytest.approx(timing["elapsed_s"] - 16.0, abs=0.11)
+    line = f"{timing['overhead_s']:.0f} s harness overhead ({timing['overhead_pct']:.1f}%"
+    assert "16 s of warm-ups and measurement windows" in done.stderr and line in done.stderr
     assert manifest["status"] == "complete"
     assert manifest["profile"]["name"] == "smoke"
     assert manifest["scenarios"]["io"]["sha256"]

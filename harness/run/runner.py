@@ -17,6 +17,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,29 +144,25 @@ def run_stage(
     """Let the generator run one cell against a ready server; its latency record (or raise)."""
     latency_path = cell_dir / schema.LATENCY_FILE
     sampler.mark()  # the server's memory before this cell's load
-    deadline = time.monotonic() + cell.warmup_s + cell.duration_s + SPAWN_ALLOWANCE_S + STOP_GRACE_S
-    stall = Staller(settings.stall, server.pid, cell_dir) if settings.stall else None
+    allowance_s = cell.warmup_s + cell.duration_s + SPAWN_ALLOWANCE_S + STOP_GRACE_S
+    deadline = time.monotonic() + allowance_s
+    stall = Staller(settings.stall, server.pid, cell_dir) if settings.stall else nullcontext()
     try:
-        if stall is not None:
-            stall.__enter__()
-        cell_dir.mkdir(parents=True, exist_ok=True)
-        (cell_dir / "locust.argv.json").write_text(json.dumps(generator.argv, indent=1))
-        write_go(cell_dir, server.url)
-        while not latency_path.exists():
-            if not generator.alive():
-                if latency_path.exists():
-                    break
-                raise CellError(
-                    f"locust exited with status {generator.proc.returncode}; "
-                    f"see {generator.stderr_path}"
-                )
-            if time.monotonic() > deadline:
-                generator.stop()
-                raise CellError(f"locust did not finish the cell within {deadline:.0f} s")
-            time.sleep(POLL_S)
+        with stall:
+            cell_dir.mkdir(parents=True, exist_ok=True)
+            (cell_dir / "locust.argv.json").write_text(json.dumps(generator.argv, indent=1))
+            write_go(cell_dir, server.url)
+            while not latency_path.exists():
+                if not generator.alive() and not latency_path.exists():
+                    raise CellError(
+                        f"locust exited with status {generator.proc.returncode}; "
+                        f"see {generator.stderr_path}"
+                    )
+                if time.monotonic() > deadline:
+                    generator.stop()
+                    raise CellError(f"locust did not finish the cell within {allowance_s:.0f} s")
+                time.sleep(POLL_S)
     finally:
-        if stall is not None:
-            stall.__exit__(None, None, None)
         write_rows(cell_dir / schema.RESOURCES_FILE, sampler.take())
     record: dict[str, Any] = json.loads(latency_path.read_text())
     if not record.get("complete"):
