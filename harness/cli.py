@@ -93,6 +93,12 @@ def build_parser() -> ArgumentParser:
     compare.add_argument(
         "--out", help="where to write the comparison (default: compare-A-vs-B beside RUN_B)"
     )
+    compare.add_argument(
+        "--per-second",
+        action="store_true",
+        help="judge groups with fewer than 2 trials a side over per-second throughput "
+        "(seconds of one window are not independent: optimistic p-values)",
+    )
 
     report = commands.add_parser("report", help="rebuild summary, charts and report of a run")
     report.add_argument("run_dir", help="a results folder, e.g. results/latest")
@@ -137,6 +143,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             extra.append(f"users {','.join(map(str, scenario.users))}")
         if scenario.service_time_ms:
             extra.append(f"service time {scenario.service_time_ms:g} ms")
+        if scenario.slot_time_ms:
+            extra.append(f"holds a slot {scenario.slot_time_ms:g} ms")
         print(f"  {name:<12} {scenario.summary}" + (f"  [{'; '.join(extra)}]" if extra else ""))
     for name, error in sorted(broken.items()):
         print(f"  {name:<12} BROKEN: {error}")
@@ -264,11 +272,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from harness.run.servers import (
         HOST,
+        READY_TIMEOUT_S,
         ServerError,
         free_port,
         start_process,
         stop_all,
         wait_ready,
+        wait_settled,
     )
 
     if args.target not in TARGETS:
@@ -284,7 +294,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _catch_interrupts()  # before the server starts: a SIGTERM now must still stop it
     try:
         proc = start_process(target.command(args.host, port), log, None)
+        deadline = time.monotonic() + READY_TIMEOUT_S
         wait_ready(url, proc, log, target.name)
+        wait_settled(proc, target, log, deadline)  # every worker up, as for a run
         print(f"{target.name} ready at {url}  (log: {log}; Ctrl-C to stop)", flush=True)
         proc.wait()
         print(f"{target.name} exited with status {proc.returncode}; see {log}", file=sys.stderr)
@@ -314,7 +326,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     # Beside the runs, never inside one: a results folder is not edited after its run.
     out = Path(args.out) if args.out else run_b.parent / f"compare-{run_a.name}-vs-{run_b.name}"
     try:
-        return run_compare(run_a, run_b, threshold, out)
+        return run_compare(run_a, run_b, threshold, out, per_second=args.per_second)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 

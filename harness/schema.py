@@ -16,7 +16,11 @@ from typing import Any, TypedDict
 #   3 - one locust process per sweep: raw/<cell_id>/ also holds go.json (and, for a sweep's
 #       first cell, sweep.json and locust's stdout/stderr), latency.json its "host"; manifest
 #       typed (``Manifest`` below) with "timing" (measured windows vs harness overhead)
-SCHEMA_VERSION = 3
+#   4 - a roofline per cell: summary columns limiter .. other_cpu_pct appended; resources.csv
+#       gains pss_mb, conns, steal_pct and the roles "harness" and "other"; latency.json per
+#       second mean latency, whole-cell connect timings, held connections, open-load backlog;
+#       manifest "order", calibration "runs_rps"/"spread", verify "io_overhead_ms"
+SCHEMA_VERSION = 4
 
 # Never rename or reorder these; add new columns at the end.
 SUMMARY_COLUMNS: tuple[str, ...] = (
@@ -80,6 +84,25 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "message_p50_ms",  # sse/ws: per-message delivery latency (receive - server's sent)
     "message_p99_ms",
     "messages_per_s",  # sse/ws: messages received in the window / window seconds
+    # the roofline (harness.results.roofline): every ceiling measured in the cell
+    "limiter",  # the ceiling that held: users, rate, slots, balance, server_cpu, generator,
+    # connections; "unexplained" when efficiency < 0.9 and no ceiling accounts for it
+    "limited_by",  # the limiter in words: "server CPU: 85% of its core"
+    "ceilings",  # "; "-separated "name rps" of every ceiling that applied, lowest first
+    "overhead_ms",  # the target's /io?ms=0 time (verify gate), added to the service time
+    "effective_slots",  # threaded servers: sum over workers of min(connections held, threads)
+    "server_pss_mb",  # server's proportional set size (shared pages split), peak in the window
+    "pss_per_connection_kb",  # sse/ws: (server PSS peak - PSS right before load) / held
+    "connections_held",  # sse/ws: connections open when the window closed
+    "connect_p99_ms",  # sse/ws: connect (handshake) latency over the whole cell
+    "first_message_p99_ms",  # sse/ws: connect start to first message, over the whole cell
+    "max_lateness_ms",  # open load: the latest a request actually started after its schedule
+    "lateness_p99_ms",
+    "in_flight_at_end",  # open load: launched, not finished when the window closed
+    "offered",  # open load: arrivals whose intended start fell inside the window
+    "latency_rise_ms",  # per-second mean latency's rise through the window (linear fit)
+    "steal_pct",  # CPU steal during the window, % of one core summed over CPUs
+    "other_cpu_pct",  # CPU of processes other than server, generator, harness (% of a core)
 )
 
 MANIFEST_FILE = "manifest.json"
@@ -91,7 +114,8 @@ REPORT_HTML = "report.html"
 
 # Files inside raw/<cell_id>/
 LATENCY_FILE = "latency.json"  # written by harness.loadgen.extension inside the locust process
-RESOURCES_FILE = "resources.csv"  # psutil samples: t, role, cpu_pct, rss_mb
+RESOURCES_FILE = "resources.csv"  # psutil samples (harness.run.sampler): t, role, cpu_pct,
+# rss_mb, procs, pss_mb, conns (server: established connections per process), steal_pct
 LOCUST_STDOUT = "locust.stdout.txt"
 LOCUST_STDERR = "locust.stderr.txt"
 LOCUST_CSV_PREFIX = "locust"  # locust --csv writes locust_stats.csv, locust_stats_history.csv, ...
@@ -126,6 +150,7 @@ class Cell:
     duration_s: float
     warmup_s: float
     service_time_ms: float | None
+    slot_time_ms: float | None = None  # how long a request holds a server slot, if not S
 
     @property
     def cell_id(self) -> str:
@@ -167,8 +192,10 @@ class Calibration(TypedDict):
     target: str
     route: str
     users: int
-    duration_s: float
-    rps: float
+    duration_s: float  # one run's measurement window
+    rps: float  # the median of the runs
+    runs_rps: list[float]  # each run's rps, in order (repeated until the last two agree)
+    spread: float | None  # (max - min) / median of runs_rps
     generator_cpu_pct: float | None
     server_cpu_pct: float | None
     note: str
@@ -211,6 +238,7 @@ class Manifest(TypedDict, total=False):
     verify: dict[str, dict[str, Any]]
     calibration: Calibration | None
     cells: list[dict[str, Any]]
+    order: list[str]  # cell_ids in the order their cells started (a resumed run appends)
     resumed: list[dict[str, Any]]
     elapsed_s: float  # seconds the cells, verify gate and calibration took
     timing: Timing

@@ -17,8 +17,14 @@ to its framework's stream or socket object.
 - ``POST /background?ms=M``: 202 ``{"ms":M,"queued":true,"route":"background"}`` at once,
   then M ms of simulated slow work after the response has been sent.
 
-``seq`` counts from 1; ``sent`` is the server's ``time.time()`` when the item was built.
-Sends follow a fixed schedule (item i at start + i x interval), so slow sends do not drift.
+``seq`` counts from 1. Sends follow a fixed schedule (item ``seq`` at start + (seq - 1) x
+interval, the first at once), so slow sends do not drift, and ``sent`` is that *scheduled*
+send time (epoch seconds, the stream's ``time.time()`` at its start plus the offset), not the
+time the item was built: a server that stalls or falls behind sends items whose ``sent`` is
+in the past, and the client's message latency (receipt - ``sent``) shows it. The apps need not
+pass it: :meth:`Schedule.ticks` yields each ``seq`` as a :class:`Tick`, an ``int`` that
+carries its scheduled time to :func:`sse_event` and :func:`tick`. Echo mode sends back the
+client's message unchanged (its own ``sent``).
 """
 
 from __future__ import annotations
@@ -76,6 +82,23 @@ def int_in_range(
     return value
 
 
+class Tick(int):
+    """A ``seq`` that also carries the epoch time its item is scheduled to be sent at (``due``)."""
+
+    due: float
+
+    def __new__(cls, seq: int, due: float) -> Tick:
+        tick = super().__new__(cls, seq)
+        tick.due = due
+        return tick
+
+
+def scheduled_time(seq: int) -> float:
+    """When item ``seq`` is due: a :class:`Tick`'s ``due``; for a plain int, now."""
+    due = getattr(seq, "due", None)
+    return time.time() if due is None else float(due)
+
+
 @dataclass(frozen=True)
 class Schedule:
     """``count`` items, one every ``interval_s`` seconds, the first at once."""
@@ -83,11 +106,16 @@ class Schedule:
     count: int
     interval_s: float
 
-    def ticks(self) -> Iterator[tuple[int, float]]:
-        """(seq, seconds to wait before sending it); the clock starts at the first item."""
-        started = time.monotonic()
+    def ticks(self) -> Iterator[tuple[Tick, float]]:
+        """(seq, seconds to wait before sending it); the clock starts at the first item.
+
+        Each seq is a :class:`Tick` whose ``due`` is its scheduled send time: the stream's start
+        (epoch) + (seq - 1) x interval. Waits use the monotonic clock, stamps the epoch one."""
+        started, epoch = time.monotonic(), time.time()
         for index in range(self.count):
-            yield index + 1, max(0.0, started + index * self.interval_s - time.monotonic())
+            offset = index * self.interval_s
+            wait = max(0.0, started + offset - time.monotonic())
+            yield Tick(index + 1, epoch + offset), wait
 
 
 # --- /sse ---------------------------------------------------------------------------------
@@ -101,8 +129,10 @@ def plan_sse(query: common.Query) -> Schedule:
     return Schedule(events, interval_ms / 1000)
 
 
-def sse_event(seq: int, events: int) -> bytes:
-    data = common.encode({"seq": seq, "sent": time.time(), "events": events})
+def sse_event(seq: int, events: int, sent: float | None = None) -> bytes:
+    """One event; ``sent`` defaults to the scheduled time of ``seq`` (see :class:`Tick`)."""
+    stamp = scheduled_time(seq) if sent is None else sent
+    data = common.encode({"seq": int(seq), "sent": stamp, "events": events})
     return f"id: {seq}\ndata: ".encode() + data + b"\n\n"
 
 
@@ -120,8 +150,10 @@ def plan_ws(query: common.Query) -> Schedule | None:
     return Schedule(count, ticker_ms / 1000)
 
 
-def tick(seq: int) -> str:
-    return common.encode({"seq": seq, "sent": time.time()}).decode()
+def tick(seq: int, sent: float | None = None) -> str:
+    """One ticker message; ``sent`` defaults to the scheduled time of ``seq`` (a :class:`Tick`)."""
+    stamp = scheduled_time(seq) if sent is None else sent
+    return common.encode({"seq": int(seq), "sent": stamp}).decode()
 
 
 def close_reason(error: common.HttpError) -> str:

@@ -124,9 +124,11 @@ def test_report_headline_table_failures_and_links(run: FakeRun) -> None:
     # 1890 / 77 = 24.5x; 77 / 80 = 0.96; 1890 / 2000 = 0.945, a binary float just below: 0.94.
     assert (
         "At 100 users on **io**, fastapi-uvicorn served 1,890.0 rps, 24.5× flask-gunicorn-sync "
-        "(77.0 rps, 0.96 of its bound of 80 rps = 4 slots / 50 ms)."
+        "(77.0 rps, 0.96 of its bound of 80 rps, limited by the server's slots: 4 / 50 ms)."
     ) in text
-    assert "fastapi-uvicorn reached 0.94 of its bound (2,000 rps = 100 users / 50 ms)" in text
+    assert (
+        "fastapi-uvicorn reached 0.94 of its bound of 2,000 rps, limited by the users: 100 / 50 ms"
+    ) in text
     assert "| target | users | rps | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |" in text
     assert re.search(r"\| fastapi-uvicorn \| 100 \| 1,890\.0 \| [\d.]+ \|", text)
     assert re.search(r"\| flask-gunicorn-sync \| 200 \| – \|.*\| 80 \|.*\| failed \|", text)

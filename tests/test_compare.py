@@ -14,13 +14,18 @@ import pytest
 from analysis_fixtures import TARGETS, make_run
 
 from harness import schema
-from harness.report.compare import FILES, run_compare, write_comparison
+from harness.charts import compare as compare_chart
+from harness.cli import main
+from harness.report.compare import FILES, HOW_TO_JUDGE, run_compare, write_comparison
 from harness.results import compare
 
 IO, FLASK, FASTAPI = "io", "flask-gunicorn-sync", "fastapi-uvicorn"
 SECONDS = 10
 # (target, users) -> rps of each trial; the stable baseline of run A.
 BASE = {(FLASK, 10): [78.0, 79.0, 77.0], (FASTAPI, 10): [200.0, 203.0, 197.0]}
+# One trial a side, fastapi 25% slower in B: judged only with --per-second.
+ONE_A = {(FLASK, 10): [78.0], (FASTAPI, 10): [200.0]}
+ONE_B = {(FLASK, 10): [78.0], (FASTAPI, 10): [150.0]}
 
 
 def write_run(
@@ -99,9 +104,109 @@ def test_identical_fixture_runs_of_one_trial(tmp_path: Path) -> None:
     a, b = make_run(tmp_path / "a").run_dir, make_run(tmp_path / "b").run_dir
     comparison = compare.compare_runs(a, b)
     assert len(comparison.table) == 4  # the failed cell has no ok trial: not a group
-    assert set(comparison.table["verdict"]) == {compare.NO_CHANGE}
-    assert set(comparison.table["basis"]) == {compare.BASIS_SECONDS}
+    assert set(comparison.table["verdict"]) == {compare.NOT_ENOUGH_TRIALS}
+    assert set(comparison.table["basis"]) == {""}
+    assert len(comparison.not_judged) == 4 and comparison.regressions.empty
     assert run_compare(a, b, 5.0, tmp_path / "out") == 0
+    per_second = compare.compare_runs(a, b, per_second=True)
+    assert set(per_second.table["verdict"]) == {f"{compare.NO_CHANGE}; {compare.P99_NOT_TESTED}"}
+    assert set(per_second.table["basis"]) == {compare.BASIS_SECONDS}
+    assert per_second.not_judged.empty
+    assert run_compare(a, b, 5.0, tmp_path / "out2", per_second=True) == 0
+
+
+def test_fixture_runs_of_three_trials_are_judged_over_trials(tmp_path: Path) -> None:
+    a = make_run(tmp_path / "a", trials=3).run_dir
+    b = make_run(tmp_path / "b", trials=3).run_dir
+    comparison = compare.compare_runs(a, b)
+    assert len(comparison.table) == 4
+    assert set(comparison.table["basis"]) == {compare.BASIS_TRIALS}
+    assert comparison.not_judged.empty and comparison.regressions.empty
+    assert not comparison.table["rps_p_value"].isna().any()
+
+
+def test_one_trial_a_side_is_not_judged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A 25% drop over one trial a side is no verdict: the seconds of one window share its
+    server's drift, so a test over them is not evidence; the CLI exits 0 and says why."""
+    a = write_run(tmp_path / "a", ONE_A, seed=1)
+    b = write_run(tmp_path / "b", ONE_B, seed=2)
+    comparison = compare.compare_runs(a, b)
+    for target in (FLASK, FASTAPI):
+        row = row_of(comparison, target)
+        assert row["verdict"] == compare.NOT_ENOUGH_TRIALS and not row["regression"]
+        assert row["basis"] == ""
+        assert math.isnan(row["rps_p_value"]) and math.isnan(row["p99_p_value"])
+    assert row_of(comparison, FASTAPI)["rps_change_pct"] == pytest.approx(-25.0)
+    assert comparison.regressions.empty and len(comparison.not_judged) == 2
+    out = tmp_path / "out"
+    assert main(["compare", str(a), str(b), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    hint = [line for line in printed.splitlines() if HOW_TO_JUDGE in line]
+    assert len(hint) == 1 and hint[0].startswith("2 of 2 group(s) not judged")
+    assert "REGRESSION" not in printed
+    assert "no regression (2 group(s) not judged)" in printed
+    md = (out / "comparison.md").read_text()
+    assert HOW_TO_JUDGE in md and compare.NOT_ENOUGH_TRIALS in md
+    csv_rows = pd.read_csv(out / "comparison.csv")
+    assert set(csv_rows["verdict"]) == {compare.NOT_ENOUGH_TRIALS}
+    assert csv_rows["rps_p_value"].isna().all()
+
+
+def test_one_trial_on_one_side_only_is_not_judged(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", BASE)
+    b = write_run(tmp_path / "b", {(FLASK, 10): [78.0, 77.0], (FASTAPI, 10): [100.0]})
+    comparison = compare.compare_runs(a, b)
+    assert row_of(comparison, FASTAPI)["verdict"] == compare.NOT_ENOUGH_TRIALS
+    assert not row_of(comparison, FASTAPI)["regression"]
+    assert row_of(comparison, FLASK)["basis"] == compare.BASIS_TRIALS
+    assert row_of(comparison, FLASK)["verdict"] == compare.NO_CHANGE
+
+
+def test_per_second_option_runs_the_per_second_test(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = write_run(tmp_path / "a", ONE_A, seed=1)
+    b = write_run(tmp_path / "b", ONE_B, seed=2)
+    out = tmp_path / "out"
+    assert main(["compare", str(a), str(b), "--out", str(out), "--per-second"]) == 1
+    printed = capsys.readouterr().out
+    assert "REGRESSION" in printed and HOW_TO_JUDGE not in printed
+    md = (out / "comparison.md").read_text()
+    assert "run with --per-second" in md and compare.BASIS_SECONDS in md
+    csv_rows = pd.read_csv(out / "comparison.csv")
+    assert set(csv_rows["basis"]) == {compare.BASIS_SECONDS}
+    assert list(csv_rows[csv_rows["regression"]]["target"]) == [FASTAPI]
+
+
+def test_equal_distributions_over_three_trials_are_no_change(tmp_path: Path) -> None:
+    """Different draws of the same distributions: not significant, exit 0."""
+    a = write_run(tmp_path / "a", BASE)
+    b = write_run(
+        tmp_path / "b", {(FLASK, 10): [77.5, 78.5, 78.8], (FASTAPI, 10): [198.0, 204.0, 199.0]}
+    )
+    comparison = compare.compare_runs(a, b)
+    for target in (FLASK, FASTAPI):
+        row = row_of(comparison, target)
+        assert row["verdict"] == compare.NO_CHANGE and not row["regression"]
+        assert row["basis"] == compare.BASIS_TRIALS and row["rps_p_value"] >= compare.ALPHA
+        assert row["rps_change_pct"] != 0
+    assert main(["compare", str(a), str(b), "--out", str(tmp_path / "out")]) == 0
+
+
+def test_a_clear_drop_over_three_trials_is_a_regression_from_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = write_run(tmp_path / "a", BASE)
+    b = write_run(
+        tmp_path / "b", {(FLASK, 10): [70.0, 70.5, 69.2], (FASTAPI, 10): BASE[(FASTAPI, 10)]}
+    )
+    comparison = compare.compare_runs(a, b)
+    row = row_of(comparison, FLASK)
+    assert row["verdict"] == compare.SLOWER and row["regression"]
+    assert row["rps_p_value"] < 0.01 and row["basis"] == compare.BASIS_TRIALS
+    assert row_of(comparison, FASTAPI)["verdict"] == compare.NO_CHANGE
+    assert main(["compare", str(a), str(b), "--out", str(tmp_path / "out")]) == 1
+    assert "1 regression(s) beyond ±5%" in capsys.readouterr().out
 
 
 def test_halved_target_is_slower_and_a_regression(
@@ -150,13 +255,17 @@ def test_p99_regression_with_trials(tmp_path: Path) -> None:
 
 
 def test_one_trial_runs_are_compared_over_per_second_samples(tmp_path: Path) -> None:
-    a = write_run(tmp_path / "a", {(FLASK, 10): [78.0], (FASTAPI, 10): [200.0]}, seed=1)
-    b = write_run(tmp_path / "b", {(FLASK, 10): [78.0], (FASTAPI, 10): [150.0]}, seed=2)
-    comparison = compare.compare_runs(a, b)
+    a = write_run(tmp_path / "a", ONE_A, seed=1)
+    b = write_run(tmp_path / "b", ONE_B, seed=2)
+    comparison = compare.compare_runs(a, b, per_second=True)
+    assert comparison.per_second
     assert set(comparison.table["basis"]) == {compare.BASIS_SECONDS}
-    assert row_of(comparison, FASTAPI)["verdict"] == compare.SLOWER
-    assert row_of(comparison, FLASK)["verdict"] == compare.NO_CHANGE
-    assert math.isnan(row_of(comparison, FASTAPI)["p99_p_value"])  # p99 needs trials
+    slow, same = row_of(comparison, FASTAPI), row_of(comparison, FLASK)
+    assert slow["verdict"] == f"{compare.SLOWER}; {compare.P99_NOT_TESTED}" and slow["regression"]
+    assert slow["rps_p_value"] < 0.001
+    assert same["verdict"] == f"{compare.NO_CHANGE}; {compare.P99_NOT_TESTED}"
+    assert not same["regression"]
+    assert math.isnan(slow["p99_p_value"])  # p99 needs trials
 
 
 def test_first_and_last_seconds_are_dropped(tmp_path: Path) -> None:
@@ -168,16 +277,18 @@ def test_first_and_last_seconds_are_dropped(tmp_path: Path) -> None:
     b = write_run(
         tmp_path / "b", {(FASTAPI, 10): [200.0]}, per_second={(FASTAPI, 10): [0, *middle, 5]}
     )
-    assert row_of(compare.compare_runs(a, b), FASTAPI)["rps_p_value"] == pytest.approx(1.0)
+    row = row_of(compare.compare_runs(a, b, per_second=True), FASTAPI)
+    assert row["rps_p_value"] == pytest.approx(1.0)
 
 
 def test_short_windows_keep_their_edges_and_say_so(tmp_path: Path) -> None:
     seconds = {(FASTAPI, 10): [190, 191, 186]}
     a = write_run(tmp_path / "a", {(FASTAPI, 10): [189.0]}, per_second=seconds)
     b = write_run(tmp_path / "b", {(FASTAPI, 10): [189.0]}, per_second=seconds)
-    comparison = compare.compare_runs(a, b)
-    assert row_of(comparison, FASTAPI)["verdict"] == compare.NO_CHANGE
+    comparison = compare.compare_runs(a, b, per_second=True)
+    assert row_of(comparison, FASTAPI)["verdict"].startswith(compare.NO_CHANGE)
     assert any("edges were kept" in note for note in comparison.notes)
+    assert not any("edges were kept" in note for note in compare.compare_runs(a, b).notes)
 
 
 def test_generator_bound_cells_are_not_compared(tmp_path: Path) -> None:
@@ -277,3 +388,20 @@ def test_welch_p_edge_cases() -> None:
     assert compare.welch_p([5.0, 5.0], [5.0, 5.0]) == 1.0
     assert compare.welch_p([5.0, 5.0], [6.0, 6.0]) == 0.0
     assert compare.welch_p([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == pytest.approx(1.0)
+
+
+def test_chart_draws_not_judged_groups_hollow_and_hatched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = write_run(tmp_path / "a", {**BASE, (FLASK, 50): [76.0]})
+    b = write_run(tmp_path / "b", {**BASE, (FLASK, 50): [57.0]})
+    comparison = compare.compare_runs(a, b)
+    saved: list[Any] = []
+    monkeypatch.setattr(compare_chart.common, "save", lambda fig, path: saved.append(fig) or path)
+    compare_chart.comparison_chart(comparison, tmp_path / "c.png")
+    ax = saved[0].axes[0]
+    bars = [p for p in ax.patches if p.get_height() == pytest.approx(0.8)]
+    hatched = [p for p in bars if p.get_hatch()]
+    assert len(bars) == 3 and len(hatched) == 1
+    assert hatched[0].get_width() == pytest.approx(-25.0)
+    assert "-25.0% (not judged)" in [t.get_text() for t in ax.texts]

@@ -86,7 +86,7 @@ def test_connections_section_sentences(tmp_path: Path) -> None:
         "flask-gunicorn-sync held 4 of 100: its 4 slots — the other connections waited "
         "in the accept queue."
     ) in text
-    assert "| flask-gunicorn-sync | 10 | 4 | 900.0 | 0.40 | 0.80 | 4.0 |" in text
+    assert "| flask-gunicorn-sync | 10 | 4 | 900.0 | – | 0.40 | 0.80 | 4.0 |" in text
     assert f"*{CONNECTIONS_CAPTION}*" in text
     assert "charts/io_connections.png" in text
 

@@ -10,6 +10,7 @@ import csv
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from harness.loadgen.parse import (
     parse_message,
 )
 from harness.results.summary import build_summary, cell_protocol
+from targets import streams
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -77,6 +79,26 @@ def test_parse_message_and_latency() -> None:
             parse_message(bad)
     assert message_latency_ms(100.0125, 100.0) == pytest.approx(12.5)
     assert message_latency_ms(99.9999, 100.0) == 0.0  # never negative
+
+
+def test_latency_of_a_late_server_message_counts_from_its_schedule() -> None:
+    """The client side of targets.streams' scheduled stamps: a server that stalls 50 ms before
+    its second event shows 50 ms more latency on it, in the parser and latency helpers the SSE
+    user runs (the WebSocket ticker's messages carry the same stamps)."""
+    pause = 0.05
+    parser, latencies = SseParser(), []
+    for seq, wait_s in streams.Schedule(3, 0.005).ticks():
+        time.sleep(wait_s + (pause if seq == 2 else 0.0))
+        for event in parser.feed(streams.sse_event(seq, 3)):
+            received_at = time.time()
+            got_seq, sent = parse_message(event.data)
+            assert got_seq == seq
+            latencies.append(message_latency_ms(received_at, sent))
+        _, ticker_sent = parse_message(streams.tick(seq))
+        assert ticker_sent == seq.due
+    assert latencies[0] < pause * 1000 / 2
+    assert latencies[1] >= pause * 1000
+    assert latencies[2] >= (pause - 0.005) * 1000
 
 
 def test_sequence_tracker_counts_gaps() -> None:

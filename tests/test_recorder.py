@@ -1,8 +1,11 @@
 """harness.loadgen.extension: the Recorder (measurement window, exact latency) and failure_kind.
 
 Importing harness.loadgen.extension imports locust, which monkey-patches the standard library
-with gevent. The orchestrator (and this test process) must never do that, so every test
-here runs its snippet in a fresh interpreter and asserts on the JSON it prints.
+with gevent. The orchestrator (and this test process) must never do that, so the tests that go
+through the extension run their snippet in a fresh interpreter and assert on the JSON it
+prints. ``harness.loadgen.recorder`` itself imports neither locust nor gevent: the tests of its
+newer parts (per-second means, whole-stage connect timings, lateness, held connections) use
+it directly.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 import pytest
 
 from harness.histogram import decode_histogram
+from harness.loadgen.recorder import LATE_S, Recorder
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -90,8 +94,14 @@ def test_failures_by_kind_not_in_histogram(window: dict[str, Any]) -> None:
 
 
 def test_per_second_buckets(window: dict[str, Any]) -> None:
-    # [second, successes, failures]
-    assert window["per_second"] == [[0, 1, 0], [1, 1, 1], [2, 0, 1], [3, 0, 1], [9, 1, 0]]
+    # [second, successes, failures, mean latency of the successes in ms (null: none)]
+    assert window["per_second"] == [
+        [0, 1, 0, 12.346],
+        [1, 1, 1, 20.0],
+        [2, 0, 1, None],
+        [3, 0, 1, None],
+        [9, 1, 0, 40.0],
+    ]
 
 
 def test_by_name(window: dict[str, Any]) -> None:
@@ -185,3 +195,137 @@ def test_failure_kind() -> None:
         "bad_body": "ValueError",
         "no_status": "KeyError",
     }
+
+
+# --- in process: harness.loadgen.recorder alone ---------------------------------------------
+
+
+def opened(warmup_s: float = 1.0, duration_s: float = 10.0, at: float = 100.0) -> Recorder:
+    recorder = Recorder(warmup_s, duration_s)
+    recorder.open_window(at)  # window: [at + warmup_s, at + warmup_s + duration_s)
+    return recorder
+
+
+def test_per_second_mean_is_of_the_recorded_latency() -> None:
+    recorder = opened()
+    recorder.record(101.1, "GET /a", 10.0, None)
+    recorder.record(101.5, "GET /a", 30.0, None)
+    recorder.record(101.9, "GET /a", 500.0, "HTTP 503")  # a failure: not in the mean
+    recorder.record(102.2, "GET /a", 5.0, None, corrected_ms=250.0)  # open load: corrected
+    recorder.record(103.0, "GET /a", 5.0, "ReadTimeout")
+    rows = recorder.to_dict()["per_second"]
+    assert rows == [[0, 2, 1, 20.0], [1, 1, 0, 250.0], [2, 0, 1, None]]
+    assert all(len(row) == 4 for row in rows)
+
+
+def test_per_second_mean_uses_full_resolution() -> None:
+    recorder = opened()
+    for ms in (1.0004, 2.0004, 3.0004):
+        recorder.record(101.0, "GET /a", ms, None)
+    assert recorder.to_dict()["per_second"] == [[0, 3, 0, 2.0]]  # 1000+2000+3000 us / 3
+
+
+def test_connect_and_first_message_over_the_whole_stage() -> None:
+    recorder = Recorder(warmup_s=1.0, duration_s=2.0)
+    recorder.request(99.0, "WS", "connect", 12.0, None)  # spawning: before the window opens
+    recorder.request(99.1, "WS", "first-message", 40.0, None)
+    recorder.request(99.2, "SSE", "connect", 3000.0, "ConnectionRefusedError")
+    recorder.open_window(100.0)  # window [101, 103)
+    recorder.request(100.5, "WS", "connect", 14.0, None)  # warm-up
+    recorder.request(100.6, "SSE", "first-event", 20.0, None)
+    recorder.request(102.0, "WS", "connect", 16.0, None)  # in the window
+    recorder.request(102.1, "WS", "connect", 1.0, "HTTP 503")  # a failed attempt, in the window
+    recorder.request(104.0, "WS", "connect", 18.0, None)  # after the window, not yet written
+    data = recorder.to_dict()
+    recorder.written = True
+    recorder.request(104.5, "WS", "connect", 18.0, None)  # after the record: not counted
+    assert data["connects"] == 4 and data["connect_failures"] == 2
+    assert recorder.connects == 4
+    connect, first = data["connect"], data["first_message"]
+    assert (connect["successes"], connect["failures"]) == (4, 2)
+    values = decode_histogram(connect["histogram"])
+    assert values.get_total_count() == 4
+    assert values.get_min_value() == pytest.approx(12_000, rel=1e-3)
+    assert values.get_max_value() == pytest.approx(18_000, rel=1e-3)
+    assert (first["successes"], first["failures"]) == (2, 0)
+    assert decode_histogram(first["histogram"]).get_total_count() == 2
+    # In the window: the successful connect only. The failed attempt is no failure there.
+    assert data["failures"] == 0 and data["failures_by_kind"] == {}
+    assert data["by_name"]["WS connect"]["successes"] == 1
+    assert data["by_name"]["WS connect"]["failures"] == 0
+    assert data["per_second"] == [[1, 1, 0, 16.0]]
+
+
+def test_http_requests_named_connect_are_ordinary_requests() -> None:
+    recorder = opened()
+    recorder.request(102.0, "GET", "connect", 5.0, "HTTP 500")
+    data = recorder.to_dict()
+    assert data["failures"] == 1 and data["failures_by_kind"] == {"HTTP 500": 1}
+    assert data["connects"] == 0 and data["connect_failures"] == 0
+    assert data["connect"]["failures"] == 0
+
+
+def test_connections_not_held_at_the_close_are_connect_failures() -> None:
+    recorder = opened()
+    recorder.request(102.0, "SSE", "message", 3.0, None)
+    recorder.request(102.5, "SSE", "message", 0.0, "MissedMessage")
+    recorder.request(102.6, "SSE", "connect", 1.0, "ConnectionRefusedError")  # attempt only
+    recorder.close_connections({"SSE": 10}, {"SSE": 7})
+    data = recorder.to_dict()
+    assert data["connections_held"] == 7
+    assert data["failures"] == 1 + 3
+    assert data["failures_by_kind"] == {"MissedMessage": 1, "connect": 3}
+    assert data["by_name"]["SSE connect"]["failures"] == 3
+    assert data["by_name"]["SSE connect"]["successes"] == 0
+    assert data["connect_failures"] == 1
+    # Timed per second, the unheld connections are not: they happened at no instant.
+    assert sum(row[2] for row in data["per_second"]) == 1
+
+
+def test_held_connections_never_make_negative_failures() -> None:
+    recorder = opened()
+    recorder.close_connections({"WS": 5}, {"WS": 6, "SSE": 2})
+    data = recorder.to_dict()
+    assert data["connections_held"] == 8
+    assert data["failures"] == 0 and data["by_name"] == {}
+
+
+def test_http_cells_have_no_connections_held() -> None:
+    assert "connections_held" not in opened().to_dict()
+
+
+def test_lateness_at_the_actual_start() -> None:
+    recorder = opened()  # window [101, 111)
+    # (completed at, response time ms, intended start): actual start = now - response time.
+    recorder.request(101.5, "GET", "/a", 100.0, None, intended=101.4)  # on time (0 ms)
+    recorder.request(102.0, "GET", "/a", 50.0, None, intended=101.945)  # 5 ms: not late
+    recorder.request(103.0, "GET", "/a", 10.0, None, intended=102.5)  # 490 ms late
+    recorder.request(104.0, "GET", "/a", 5.0, "HTTP 503", intended=103.9)  # 95 ms, failed
+    recorder.request(100.9, "GET", "/a", 1.0, None, intended=100.0)  # warm-up: not counted
+    recorder.request(111.0, "GET", "/a", 1.0, None, intended=105.0)  # after: not counted
+    recorder.request(105.0, "GET", "/a", 700.0, None)  # a later request of a task: no intended
+    figures = recorder.open_figures()
+    assert figures["late"] == 2
+    assert figures["max_lateness_ms"] == pytest.approx(490.0, abs=0.01)
+    lateness = decode_histogram(figures["lateness_histogram"])
+    assert lateness.get_total_count() == 4
+    assert figures["lateness_p99_ms"] == pytest.approx(490.0, rel=1e-3)
+    # The latency itself is from the intended start: 500 ms for the one that started late.
+    assert recorder.by_name["GET /a"]["histogram"].get_max_value() == pytest.approx(
+        700_000, rel=1e-3
+    )
+    assert recorder.uncorrected.get_max_value() == pytest.approx(700_000, rel=1e-3)
+    assert recorder.histogram.get_value_at_percentile(75) == pytest.approx(500_000, rel=1e-3)
+
+
+def test_lateness_threshold_and_empty_figures() -> None:
+    recorder = opened()
+    assert recorder.open_figures()["lateness_p99_ms"] is None
+    assert recorder.open_figures()["late"] == 0
+    recorder.record_lateness(102.0, LATE_S)  # exactly the threshold: not late
+    recorder.record_lateness(102.0, LATE_S + 0.001)
+    recorder.record_lateness(102.0, -0.002)  # started before its time (clock resolution)
+    figures = recorder.open_figures()
+    assert figures["late"] == 1
+    assert figures["max_lateness_ms"] == pytest.approx((LATE_S + 0.001) * 1000)
+    assert decode_histogram(figures["lateness_histogram"]).get_min_value() == 1  # clamped

@@ -9,6 +9,7 @@ and uvicorn, with the ``websockets`` client, which also times the SSE and ticker
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import itertools
 import json
@@ -27,6 +28,9 @@ from starlette.websockets import WebSocketDisconnect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 from websockets.sync.client import connect
 
+import targets.fastapi_app as fastapi_module
+import targets.flask_app as flask_module
+from harness.loadgen.parse import message_latency_ms
 from harness.run.servers import RunningServer, serve
 from targets import common, streams
 from targets.fastapi_app import app as fastapi_app
@@ -197,7 +201,8 @@ def test_fastapi_ws_ticker(fastapi_client: TestClient) -> None:
     assert [tick["seq"] for tick in ticks] == [1, 2, 3, 4]
     assert set(ticks[0]) == {"seq", "sent"}
     sent = [tick["sent"] for tick in ticks]
-    assert sent == sorted(sent) and sent[-1] - sent[0] >= 0.015 - 0.002
+    # The scheduled send times: exactly one interval apart, however late each was sent.
+    assert [b - a for a, b in itertools.pairwise(sent)] == pytest.approx([0.005] * 3, abs=1e-6)
 
 
 BAD_WS = {
@@ -243,6 +248,81 @@ def test_schedule_does_not_drift() -> None:
     for _seq, wait_s in streams.Schedule(5, 0.01).ticks():
         time.sleep(wait_s + 0.003)  # each send runs late; the next wait makes up for it
     assert time.monotonic() - started < 0.04 + 0.003 * 2 + 0.02
+
+
+def test_sent_is_the_scheduled_send_time() -> None:
+    before = time.time()
+    items = list(streams.Schedule(4, 0.25).ticks())
+    seqs = [seq for seq, _ in items]
+    assert seqs == [1, 2, 3, 4] and all(isinstance(seq, streams.Tick) for seq in seqs)
+    start = seqs[0].due
+    assert before <= start <= time.time()
+    assert [seq.due - start for seq in seqs] == pytest.approx([0, 0.25, 0.5, 0.75], abs=1e-9)
+    # Nothing was waited for: the items' stamps are still their schedule, in the future.
+    events = parse_sse(b"".join(streams.sse_event(seq, 4) for seq in seqs))
+    assert [seq for seq, _ in events] == [1, 2, 3, 4]
+    assert [data["sent"] for _, data in events] == pytest.approx([seq.due for seq in seqs])
+    assert [data["seq"] for _, data in events] == [1, 2, 3, 4]
+    assert json.loads(streams.tick(seqs[2])) == {"seq": 3, "sent": pytest.approx(seqs[2].due)}
+    # A stamp given explicitly wins; a plain int seq is stamped now.
+    assert json.loads(streams.tick(seqs[2], sent=5.0)) == {"seq": 3, "sent": 5.0}
+    now = time.time()
+    assert json.loads(streams.tick(7))["sent"] == pytest.approx(now, abs=1)
+
+
+def test_an_item_sent_late_shows_as_message_latency() -> None:
+    pause = 0.06
+    latencies = []
+    for seq, wait_s in streams.Schedule(3, 0.01).ticks():
+        time.sleep(wait_s + (pause if seq == 2 else 0))  # the server stalls before item 2
+        _, data = parse_sse(streams.sse_event(seq, 3))[0]
+        latencies.append(message_latency_ms(time.time(), data["sent"]))
+    assert latencies[0] < pause * 1000 / 2
+    assert latencies[1] >= pause * 1000
+    assert latencies[2] >= (pause - 0.01) * 1000  # due one interval later, sent with item 2
+
+
+class StalledSleep:
+    """Stands in for an app's ``time`` / ``asyncio`` module: the second wait also stalls."""
+
+    def __init__(self, module: Any, pause_s: float, asynchronous: bool) -> None:
+        self._module, self.pause_s, self.calls = module, pause_s, 0
+        self.sleep = self._async_sleep if asynchronous else self._sleep
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+    def _extra(self, seconds: float) -> float:
+        self.calls += 1
+        return seconds + (self.pause_s if self.calls == 2 else 0.0)
+
+    def _sleep(self, seconds: float) -> None:
+        time.sleep(self._extra(seconds))
+
+    async def _async_sleep(self, seconds: float) -> None:
+        await asyncio.sleep(self._extra(seconds))
+
+
+@pytest.mark.parametrize("app", ["flask", "fastapi"])
+def test_a_stalled_server_shows_as_message_latency(
+    app: str,
+    monkeypatch: pytest.MonkeyPatch,
+    flask_client: FlaskClient,
+    fastapi_client: TestClient,
+) -> None:
+    pause = 0.1
+    if app == "flask":
+        monkeypatch.setattr(flask_module, "time", StalledSleep(time, pause, asynchronous=False))
+        body = flask_client.get("/sse?events=3&interval_ms=10", buffered=True).data
+    else:
+        stalled = StalledSleep(asyncio, pause, asynchronous=True)
+        monkeypatch.setattr(fastapi_module, "asyncio", stalled)
+        body = fastapi_client.get("/sse?events=3&interval_ms=10").content
+    received = time.time()
+    sent = [data["sent"] for _, data in parse_sse(body)]
+    assert [b - a for a, b in itertools.pairwise(sent)] == pytest.approx([0.01] * 2, abs=1e-6)
+    # Item 2 was due 10 ms after item 1 and went out ~100 ms late: at least that much latency.
+    assert message_latency_ms(received, sent[1]) >= pause * 1000
 
 
 def test_stream_routes_are_registered_on_both_apps() -> None:

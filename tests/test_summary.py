@@ -41,7 +41,8 @@ from harness.results.flags import (
     cell_flags,
 )
 from harness.results.folder import load, per_second, summary_path
-from harness.results.summary import bound_rps, build_summary, write_summary
+from harness.results.roofline import CellLoad, roofline
+from harness.results.summary import build_summary, write_summary
 from harness.results.trials import UNSTABLE_CV, mean_ci, t95
 
 HDR_PRECISION = 1e-3  # 3 significant digits
@@ -137,7 +138,8 @@ def test_bound_rps(
     service_ms: float | None,
     expected: float | None,
 ) -> None:
-    got = bound_rps(load_model, users, rate, slots, service_ms)
+    cell = CellLoad(load_model, users, rate, service_time_ms=service_ms, slots=slots)
+    got = roofline(cell).bound_rps
     assert got == (None if expected is None else pytest.approx(expected))
 
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
+import threading
+import time
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -151,8 +155,8 @@ def test_reference_is_the_first_target_that_started(
     base = TARGETS["fastapi-uvicorn"]
     broken, first, second = (replace(base, name=n) for n in ("broken", "first", "second"))
     by_url = {
-        "http://first": (canned(), 50.5),
-        "http://second": (with_answer(canned(), "GET /io?ms=abc", status=400), 62.0),
+        "http://first": (canned(), 50.5, 1.25),
+        "http://second": (with_answer(canned(), "GET /io?ms=abc", status=400), 62.0, 2.0),
     }
     logs: list[Path] = []
 
@@ -171,10 +175,13 @@ def test_reference_is_the_first_target_that_started(
     assert logs == [tmp_path / f"verify__{n}.log" for n in ("broken", "first", "second")]
     assert list(results) == ["broken", "first", "second"]
     assert results["broken"].to_dict() == {
-        "target": "broken", "passed": False, "io_ms": None, "io_expected_ms": 50.0,
-        "checked": 0, "problems": [f"target broken exited; see its log {logs[0]}"],
+        "target": "broken", "passed": False, "io_ms": None, "io_overhead_ms": None,
+        "io_expected_ms": 50.0, "checked": 0,
+        "problems": [f"target broken exited; see its log {logs[0]}"],
     }  # fmt: skip
     assert results["first"].passed and results["first"].checked == len(REQUESTS)
+    assert results["first"].to_dict()["io_overhead_ms"] == 1.25
+    assert results["second"].io_overhead_ms == 2.0
     assert results["second"].problems == [
         "GET /io?ms=abc: status 400 vs 422 (reference first)",
         "GET /io?ms=abc: status 400, expected 422",
@@ -183,6 +190,7 @@ def test_reference_is_the_first_target_that_started(
     text = format_results(results)
     assert text.splitlines()[0].startswith("FAIL  broken ")
     assert "PASS  first   /io?ms=50 waits 50.5 ms" in text
+    assert "(/io?ms=0 takes 1.2 ms)" in text
     assert "      - GET /io?ms=abc: status 400 vs 422 (reference first)" in text
 
 
@@ -193,6 +201,55 @@ def test_format_results_indents_multiline_problems() -> None:
         "      - did not start; see log:",
         "            boom",
     ]
+
+
+# --- check_server on a stand-in server --------------------------------------------------------
+
+
+class SlowIoHandler(http.server.BaseHTTPRequestHandler):
+    """Every /io request takes OVERHEAD_MS on top of its ?ms= wait; anything else is instant."""
+
+    OVERHEAD_MS = 8.0
+
+    def do_GET(self) -> None:
+        parts = urllib.parse.urlsplit(self.path)
+        if parts.path == "/io":
+            given = urllib.parse.parse_qs(parts.query).get("ms", ["0"])[0]
+            wait_ms = float(given) if given.isdigit() and int(given) <= 100 else 0.0
+            time.sleep((wait_ms + self.OVERHEAD_MS) / 1000)
+        body = b'{"ok":true}'
+        self.send_response(200)
+        self.send_header("Content-Type", JSON)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_GET
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def slow_io_url() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowIoHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_check_server_keeps_the_io_overhead(slow_io_url: str) -> None:
+    answers, io_ms, overhead_ms = verify.check_server(slow_io_url)
+    assert len(answers) == len(REQUESTS)
+    # /io?ms=0 costs the stand-in's 8 ms (plus a loopback round trip) ...
+    assert SlowIoHandler.OVERHEAD_MS <= overhead_ms < SlowIoHandler.OVERHEAD_MS + 15
+    # ... which is taken out of /io?ms=50's wait, not counted against it
+    assert 45 <= io_ms <= 60
+    assert io_problem(io_ms) is None
 
 
 # --- real servers ---------------------------------------------------------------------------
@@ -226,6 +283,7 @@ def test_real_targets_all_pass(tmp_path: Path) -> None:
     for result in results.values():
         assert result.passed, format_results(results)
         assert result.io_ms is not None and 45 <= result.io_ms <= 55
+        assert result.io_overhead_ms is not None and 0 < result.io_overhead_ms < 20
         assert result.checked == len(REQUESTS)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         f"verify__{name}.log" for name in TARGETS
@@ -244,6 +302,7 @@ def test_a_different_app_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     bad = results["fake"]
     assert not bad.passed and bad.checked == len(REQUESTS)
     assert bad.io_ms is not None and bad.io_ms < 20
+    assert bad.io_overhead_ms is not None and bad.io_overhead_ms > 0
     assert "GET /io?ms=-1: status 400 vs 422 (reference fastapi-uvicorn)" in bad.problems
     assert "GET /io?ms=abc: status 400, expected 422" in bad.problems
     assert bad.problems[-1].startswith("/io?ms=50 waited ")

@@ -2,9 +2,10 @@
 
 For every scenario with connection cells (``harness.results.connections``),
 ``connections_chart`` draws ``<scenario>_connections.png`` with three panels against
-connections requested, each target in its run colour: connections established (a dashed y=x
-line where every connection was held), server memory per connection, and message latency (p50
-solid, p99 dashed, log y).
+connections requested, each target in its run colour: connections held when the window closed
+(a dashed y=x line where every connection was held), server memory per connection (PSS: pages
+shared by forked workers split between them), and message latency (p50 solid, p99 dashed, log
+y).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from matplotlib.ticker import LogLocator, NullFormatter
 from harness.charts import common
 from harness.charts.common import Colour
 from harness.charts.paths import connections_chart_path
-from harness.results.connections import X, connection_rows
+from harness.results.connections import HELD, MEMORY, X, connection_rows
 from harness.results.folder import Results
 
 
@@ -31,23 +32,23 @@ def connections_chart(results: Results, scenario: str, colours: dict[str, Colour
     fig, (held, memory, latency) = plt.subplots(1, 3, figsize=(15.0, 5.0))
     for target, group in rows.groupby("target", sort=True):
         colour = colours[str(target)]
-        common.plot_series(held, group, X, "connections_established", colour, marker="o")
-        common.plot_series(memory, group, X, "rss_per_connection_kb", colour, marker="o")
+        common.plot_series(held, group, X, HELD, colour, marker="o")
+        common.plot_series(memory, group, X, MEMORY, colour, marker="o")
         common.plot_series(latency, group, X, "message_p50_ms", colour, marker="o", linestyle="-")
         common.plot_series(latency, group, X, "message_p99_ms", colour, marker="^", linestyle="--")
     requested = rows[X].astype("float64")
     low, high = float(requested.min()), float(requested.max())
     held.plot([low, high], [low, high], color="grey", linestyle="--", linewidth=1.2, zorder=3)
     panels = [
-        (held, "connections established", "connections held"),
-        (memory, "server memory per connection (kB)", "memory per connection"),
+        (held, "connections held at the window's end", "connections held"),
+        (memory, "server memory per connection (kB, PSS)", "memory per connection"),
         (latency, "message latency (ms)", "message latency"),
     ]
     for ax, ylabel, name in panels:
         common.style_load_axis(ax, rows[X], "connections requested", ylabel)
         ax.set_title(name, fontsize=common.TITLE_SIZE)
     held.set_ylim(bottom=0)
-    per_connection = rows["rss_per_connection_kb"].astype("float64").dropna()
+    per_connection = rows[MEMORY].astype("float64").dropna()
     per_connection = per_connection[per_connection > 0]
     if len(per_connection) and per_connection.max() / per_connection.min() > 20:
         # A target holding a handful of connections divides its memory by few: log scale.

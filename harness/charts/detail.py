@@ -331,9 +331,14 @@ def resources_chart(
     colours: dict[str, Colour],
     path: Path,
 ) -> Path | None:
-    """Server CPU % and server RSS MB against load; the generator's CPU thin grey."""
+    """Server CPU % and server memory against load; the generator's CPU thin grey.
+
+    Memory is PSS (pages shared by forked workers split between them) when the run measured
+    it, else RSS summed over the server's processes."""
     ok = ok_only(rows)
-    columns = ["server_cpu_pct", "server_rss_mb", "generator_cpu_pct"]
+    memory = "server_pss_mb" if ok["server_pss_mb"].notna().any() else "server_rss_mb"
+    kind = "PSS" if memory == "server_pss_mb" else "RSS"
+    columns = ["server_cpu_pct", memory, "generator_cpu_pct"]
     if ok[columns].isna().all().all():
         return None
     fig, (cpu, rss) = plt.subplots(1, 2, figsize=(11.0, 4.8))
@@ -352,17 +357,17 @@ def resources_chart(
             markerfacecolor=colour,
             markeredgecolor=colour,
         )
-        common.plot_series(rss, group, axis.column, "server_rss_mb", colour, marker="o")
+        common.plot_series(rss, group, axis.column, memory, colour, marker="o")
     cpu.axhline(GENERATOR_CPU_LIMIT_PCT, color="grey", linestyle=":", linewidth=1.0)
     common.mark_cells(cpu, rows, axis.column, "generator_cpu_pct", colours)
-    common.mark_cells(rss, rows, axis.column, "server_rss_mb", colours)
+    common.mark_cells(rss, rows, axis.column, memory, colours)
     common.style_load_axis(cpu, rows[axis.column], axis.label, "CPU (% of one core)")
     common.style_load_axis(
-        rss, rows[axis.column], axis.label, "peak RSS (MB, all server processes)"
+        rss, rows[axis.column], axis.label, f"peak {kind} (MB, all server processes)"
     )
     cpu_peak = _peak(ok[["server_cpu_pct", "generator_cpu_pct"]])
     cpu.set_ylim(bottom=0, top=max(110.0, cpu_peak * 1.1))
-    rss.set_ylim(bottom=0, top=max(_peak(ok[["server_rss_mb"]]) * 1.15, 1.0))
+    rss.set_ylim(bottom=0, top=max(_peak(ok[[memory]]) * 1.15, 1.0))
     cpu.set_title("CPU over the window (mean)", fontsize=common.TITLE_SIZE)
     rss.set_title("server memory over the window (peak)", fontsize=common.TITLE_SIZE)
     styles = [

@@ -8,14 +8,20 @@ module. One process runs every stage (cell) of the plan in order. For each stage
   then starts the stage's users from zero (or, for open load, one driver user that launches
   requests on the arrival schedule, ``harness.loadgen.open_load``);
 - opens the measurement window ``warmup_s`` after all users are spawned (open load: after
-  the schedule starts) and closes it ``duration_s`` later: only requests that *complete*
-  inside it are counted (``harness.loadgen.recorder``), so warm-up never reaches a figure;
-- counts requests named ``connect`` (long-lived connections, ``harness.loadgen.users``) over
-  the whole stage, warm-up included, since users connect while they spawn, and notes when
-  the stage's load started (``load_started_at``, epoch seconds);
+  the schedule starts) and closes it ``duration_s`` later (``sleep_until``: never early): only
+  requests that *complete* inside it are counted (``harness.loadgen.recorder``), so warm-up
+  never reaches a figure;
+- open load: times each task from its intended start and measures how late it actually
+  started (at its first request), counts arrivals launched in the window and notes the tasks
+  still in flight when the window closes;
+- long-lived connections (``harness.loadgen.users``): counts and times ``connect`` and the
+  first message over the whole stage, warm-up included, since users connect while they
+  spawn; when the window closes, reads how many connections are held and counts each
+  requested one that is not as a failure of kind ``"connect"``;
+- notes when the stage's load started (``load_started_at``, epoch seconds);
 - stops the users, then writes the cell's ``locust_*.csv`` (locust's own figures for the
-  stage) and ``latency.json`` last (``harness.schema.LATENCY_FILE``): its appearance tells
-  the orchestrator the stage is done.
+  stage) and ``latency.json`` last (``harness.schema.LATENCY_FILE``; every key is listed in
+  ``harness.loadgen.recorder``): its appearance tells the orchestrator the stage is done.
 
 After the last stage locust quits. It also quits when its parent (the orchestrator) is gone
 or no go file comes within ``GO_TIMEOUT_S``.
@@ -27,7 +33,9 @@ import csv
 import gc
 import json
 import os
+import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -44,7 +52,9 @@ from harness.loadgen.open_load import Schedule, check_user_class, intended_start
 from harness.loadgen.recorder import HIGHEST_US, Recorder, failure_kind
 from harness.loadgen.stages import Stage, read_go, read_plan
 
-__all__ = ["HIGHEST_US", "Recorder", "failure_kind"]
+__all__ = ["HIGHEST_US", "Recorder", "failure_kind", "sleep_until"]
+
+USERS_MODULE = "harness.loadgen.users"  # imported by long-lived scenarios only (websocket)
 
 GO_POLL_S = 0.005
 GO_TIMEOUT_S = 150.0  # longer than a target server may take to start, retries included
@@ -66,15 +76,20 @@ def _current_schedule() -> Schedule:
     return _schedule
 
 
-def _scenario_classes() -> list[type[User]]:
-    """The scenario's user classes: every loaded user class but the open-load driver."""
+def _loaded_classes() -> list[type[User]]:
+    """Every loaded user class but the open-load driver."""
     if _environment is None or not _environment.available_user_classes:
         return []
-    classes: list[type[User]] = [
+    return [
         cls  # type: ignore[misc]  # locust annotates the values as User, they are classes
         for name, cls in _environment.available_user_classes.items()
         if name != OPEN_USER_CLASS
     ]
+
+
+def _scenario_classes() -> list[type[User]]:
+    """The scenario's user classes, checked for open-model load."""
+    classes = _loaded_classes()
     for cls in classes:
         problem = check_user_class(cls)
         if problem:
@@ -120,14 +135,8 @@ def _on_request(
     now = time.time()
     # Open load: the first request of a task is timed from the task's intended start.
     intended = intended_start.pop(gevent.getcurrent(), None)
-    corrected = None if intended is None else (now - intended) * 1000
     kind = failure_kind(exception, response)
-    if name == "connect" and not _recorder.written:
-        if kind is None:
-            _recorder.connects += 1
-        else:
-            _recorder.connect_failures += 1
-    _recorder.record(now, f"{request_type} {name}", response_time, kind, corrected)
+    _recorder.request(now, request_type, name, response_time, kind, intended)
 
 
 @events.test_start.add_listener
@@ -157,6 +166,8 @@ def _on_stop(environment: Environment, **_: Any) -> None:
 def _open_window() -> None:
     assert _recorder is not None and _stage is not None
     _recorder.open_window(time.time())
+    assert _recorder.window_start is not None and _recorder.window_end is not None
+    _schedule.window = (_recorder.window_start, _recorder.window_end)
     window = {"window_start": _recorder.window_start, "window_end": _recorder.window_end}
     # Tells the orchestrator when the window opens (it times an injected stall by it).
     atomic_write_text(os.path.join(_stage.out_dir, schema.WINDOW_FILE), json.dumps(window))
@@ -199,19 +210,69 @@ def _run_stage(environment: Environment, stage: Stage) -> None:
     recorder.log = [] if stage.log else None
     schedule = Schedule()
     if stage.load_model == "open" and stage.rate:
-        schedule.configure(stage.rate, stage.arrivals, None if stage.seed < 0 else stage.seed)
+        seed = None if stage.seed < 0 else stage.seed
+        schedule.configure(stage.rate, stage.arrivals, seed, stage.duration_s)
     _window_opened.clear()
     _stage, _recorder, _schedule = stage, recorder, schedule
     count = 1 if stage.load_model == "open" else stage.users
     runner.start(count, spawn_rate=count)  # from zero users: fires test_start, clears stats
     _window_opened.wait()
     assert recorder.window_end is not None
-    gevent.sleep(max(0.0, recorder.window_end - time.time()))
-    record = recorder.to_dict()  # the window is closed: what the users do next is not counted
-    recorder.written = True
+    sleep_until(recorder.window_end)
+    record = _close_window(runner, stage, recorder, schedule)
     runner.stop()
     gc.collect()  # close the stopped users' sockets now, not in the next stage
     _write_stage(environment, stage, recorder, record)
+
+
+def sleep_until(
+    deadline: float,
+    sleep: Callable[[float], Any] = gevent.sleep,
+    clock: Callable[[], float] = time.time,
+) -> None:
+    """Return once ``clock()`` has reached ``deadline``, never before.
+
+    gevent times its sleeps by the loop's cached clock, so one ``gevent.sleep`` can wake a few
+    milliseconds early: sleep again for whatever is left until the deadline has passed."""
+    while True:
+        remaining = deadline - clock()
+        if remaining <= 0:
+            return
+        sleep(remaining)
+
+
+def _close_window(
+    runner: Any, stage: Stage, recorder: Recorder, schedule: Schedule
+) -> dict[str, Any]:
+    """The window has closed: take the record before the users stop (they are still running,
+    so in-flight tasks and held connections are counted as they are at the close)."""
+    schedule.close_window()
+    requested = _requested_connections(runner, stage)
+    users = sys.modules.get(USERS_MODULE)
+    if requested is not None and users is not None:
+        recorder.close_connections(requested, users.held_by_protocol())
+    record = recorder.to_dict()  # what the users do from now on is not counted
+    recorder.written = True
+    return record
+
+
+def _requested_connections(runner: Any, stage: Stage) -> dict[str, int] | None:
+    """Long-lived connections the stage asked for, by protocol; None for an HTTP stage."""
+    running = getattr(runner, "user_classes", None) or _loaded_classes()  # named on the CLI
+    classes = [c for c in running if c.__name__ != OPEN_USER_CLASS]
+    long_lived = [c for c in classes if getattr(c, "holds_connection", False)]
+    if not long_lived:
+        return None
+    protocols = {str(getattr(c, "protocol", "")) for c in long_lived}
+    if len(protocols) == 1 and len(long_lived) == len(classes):
+        return {protocols.pop(): stage.users}  # every user holds one connection
+    # Mixed classes: what locust set out to run of each (target counts, not the survivors).
+    counts: dict[str, int] = getattr(runner, "target_user_classes_count", None) or {}
+    requested: dict[str, int] = {}
+    for cls in long_lived:
+        protocol = str(getattr(cls, "protocol", ""))
+        requested[protocol] = requested.get(protocol, 0) + int(counts.get(cls.__name__, 0))
+    return requested
 
 
 def _write_stage(
@@ -220,7 +281,7 @@ def _write_stage(
     recorder.written = True
     record["host"] = environment.host
     if stage.load_model == "open":
-        record["open"] = _schedule.to_dict()
+        record["open"] = {**_schedule.to_dict(), **recorder.open_figures()}
     else:
         del record["histogram_uncorrected"]  # same as "histogram" in closed load
     stats = StatsCSV(environment, PERCENTILES_TO_REPORT)

@@ -5,9 +5,16 @@ a stalled server is sent less work and its stall hides (coordinated omission). H
 scheduler greenlet launches each task of the scenario's user class at an intended time
 (fixed spacing or Poisson arrivals at ``rate``/s), on a pool of user instances, without
 waiting for earlier ones. Latency is measured from the *intended* start; the request's
-own response time is kept as the uncorrected figure. Starts that happen late (the
-generator fell behind) and arrivals dropped because too many requests were in flight are
-counted. Imported by ``locust_ext`` only; never by the orchestrator.
+own response time is kept as the uncorrected figure.
+
+:class:`Schedule` counts what the driver did: arrivals launched (over the stage and with an
+intended start inside the measurement window), dropped because too many requests were in
+flight, still in flight when the window closed, and reached late by the driver loop itself
+(``late_scheduler``). How late each task *actually* started is measured at its first request
+(completion time minus response time, against the intended start) by the recorder
+(``harness.loadgen.recorder.Recorder.record_lateness``); the "open" keys of ``latency.json``
+are listed in ``harness.loadgen.recorder``. Imported by ``harness.loadgen.extension`` only;
+never by the orchestrator.
 """
 
 from __future__ import annotations
@@ -22,7 +29,8 @@ import gevent
 from locust import User, constant, task
 from locust.exception import InterruptTaskSet, RescheduleTask, RescheduleTaskImmediately, StopUser
 
-LATE_S = 0.010  # a start more than 10 ms behind its schedule counts as late
+from harness.loadgen.recorder import LATE_S
+
 MAX_IN_FLIGHT = 20_000
 
 log = logging.getLogger("gatebench.open_load")
@@ -45,22 +53,39 @@ def check_user_class(user_class: type[User]) -> str | None:
 
 
 class Schedule:
-    """The arrival schedule and what happened to it."""
+    """The arrival schedule and what happened to it (one stage's)."""
 
     def __init__(self) -> None:
         self.rate = 0.0
         self.arrivals = "poisson"
+        self.duration_s = 0.0  # the measurement window's length
         self.rng = random.Random()
+        self.window: tuple[float, float] | None = None  # [start, end), epoch seconds
         self.launched = 0
-        self.late = 0
+        self.launched_in_window = 0
+        self.late_scheduler = 0
         self.dropped = 0
-        self.max_lateness_s = 0.0
         self.in_flight = 0
+        self.in_flight_at_end: int | None = None  # set when the window closes
 
-    def configure(self, rate: float, arrivals: str, seed: int | None) -> None:
+    def configure(
+        self, rate: float, arrivals: str, seed: int | None, duration_s: float = 0.0
+    ) -> None:
         self.rate = rate
         self.arrivals = arrivals
         self.rng = random.Random(seed)
+        self.duration_s = duration_s
+
+    def launch(self, due: float) -> None:
+        """An arrival intended to start at ``due`` is launched."""
+        self.launched += 1
+        self.in_flight += 1
+        if self.window is not None and self.window[0] <= due < self.window[1]:
+            self.launched_in_window += 1
+
+    def close_window(self) -> None:
+        """The measurement window closes: note what is still in flight."""
+        self.in_flight_at_end = self.in_flight
 
     def gap(self) -> float:
         if self.arrivals == "poisson":
@@ -68,13 +93,17 @@ class Schedule:
         return 1.0 / self.rate
 
     def to_dict(self) -> dict[str, Any]:
+        """The driver's keys of latency.json's "open"; the extension adds the lateness ones."""
+        in_flight = self.in_flight if self.in_flight_at_end is None else self.in_flight_at_end
         return {
             "rate": self.rate,
             "arrivals": self.arrivals,
+            "offered": self.rate * self.duration_s,
             "launched": self.launched,
-            "late": self.late,
+            "launched_in_window": self.launched_in_window,
             "dropped": self.dropped,
-            "max_lateness_ms": round(self.max_lateness_s * 1000, 3),
+            "in_flight_at_end": in_flight,
+            "late_scheduler": self.late_scheduler,
         }
 
 
@@ -108,14 +137,12 @@ def make_open_user(
                 if delay > 0:
                     gevent.sleep(delay)
                 elif -delay > LATE_S:
-                    schedule.late += 1
-                    schedule.max_lateness_s = max(schedule.max_lateness_s, -delay)
+                    schedule.late_scheduler += 1  # the loop itself fell behind
                 if schedule.in_flight >= MAX_IN_FLIGHT:
                     schedule.dropped += 1
                     continue
                 chosen = rng.choices(classes, weights)[0]
-                schedule.launched += 1
-                schedule.in_flight += 1
+                schedule.launch(due)
                 gevent.spawn(self._one, schedule, chosen, pools[chosen], due)
 
         def _one(

@@ -5,8 +5,10 @@ times each server message with :func:`message_latency_ms`; keeping them here let
 check them without importing locust (which patches the standard library with gevent).
 
 Server messages (both protocols) are JSON objects ``{"seq": int, "sent": epoch float, ...}``
-where ``sent`` is the server's ``time.time()`` when it sent the message. The load generator
-runs on the same machine, so its clock is the server's and the difference is the latency.
+where ``sent`` is the time the server *scheduled* the message for (``targets.streams``: the
+stream's start + (seq - 1) x interval), so a server that falls behind shows as latency. The
+load generator runs on the same machine, so its clock is the server's and the difference is
+the latency.
 """
 
 from __future__ import annotations
@@ -124,7 +126,8 @@ def parse_message(text: str | bytes) -> tuple[int, float]:
 
 
 def message_latency_ms(received_at: float, sent_at: float) -> float:
-    """Milliseconds from the server's send to the client's receipt (epoch seconds, same clock).
+    """Milliseconds from the server's (scheduled) send to the client's receipt (epoch seconds,
+    same clock).
 
     Never negative: two reads of one clock can only disagree by its resolution.
     """

@@ -3,7 +3,9 @@
 Run as ``python -m harness.loadgen.probe FILE...``. Importing a locustfile imports locust, which
 patches the standard library with gevent; that must never happen in the orchestrator, so
 discovery asks this subprocess instead. One JSON object per file goes to stdout:
-``{"path", "doc", "settings", "user_classes", "hosts", "error"}``.
+``{"path", "doc", "settings", "user_classes", "hosts", "open_problem", "holds_connections",
+"error"}``; ``holds_connections`` is true when a user class holds one long-lived connection
+per user (``holds_connection = True``, as the SSE and WebSocket users of ``harness.loadgen``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ def probe_file(path: str, index: int) -> dict[str, Any]:
         "user_classes": [],
         "hosts": [],
         "open_problem": None,
+        "holds_connections": False,
         "error": None,
     }
     try:
@@ -57,6 +60,8 @@ def probe_file(path: str, index: int) -> dict[str, Any]:
             and not getattr(value, "abstract", False)
         ):
             report["user_classes"].append(name)
+            if getattr(value, "holds_connection", False):
+                report["holds_connections"] = True
             if getattr(value, "host", None):
                 report["hosts"].append(f"{name}.host = {value.host!r}")
             if not value.tasks:

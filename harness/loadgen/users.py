@@ -10,18 +10,28 @@ request_type / name    what is timed (ms)
 =====================  ==================================================================
 ``SSE|WS connect``     from the start of the TCP connect until the response headers (SSE)
                        or the completed WebSocket handshake; a failure when refused, timed
-                       out or answered with an error status. ``locust_ext`` also counts
-                       these over the whole cell (warm-up included): ``connects``.
-``SSE first-event``    from the start of the connect until the first server message
-``WS first-message``
-``SSE|WS message``     per message: client receive time - the message's ``sent`` (the
-                       server's ``time.time()``; same machine, same clock). Echo mode: the
-                       client's own ``sent``, echoed back: the round trip. A failure when a
-                       message is unreadable, missing (a gap in ``seq``) or the connection
-                       breaks or goes silent for ``read_timeout_s``.
+                       out or answered with an error status. The extension also counts and
+                       times these over the whole cell (warm-up included): ``connects``,
+                       ``connect_failures``, ``connect``; a failed attempt is counted there
+                       only, not among the window's failures.
+``SSE first-event``    from the start of the connect until the first server message (also
+``WS first-message``   timed over the whole cell: ``first_message``)
+``SSE|WS message``     per message: client receive time - the message's ``sent``, the time
+                       the server *scheduled* it for (stream start + (seq - 1) x interval;
+                       same machine, same clock), so a server that falls behind its schedule
+                       shows as message latency. Echo mode: the client's own ``sent``,
+                       echoed back: the round trip. A failure when a message is unreadable,
+                       missing (a gap in ``seq``) or the connection breaks or goes silent
+                       for ``read_timeout_s``.
 =====================  ==================================================================
 
 Messages per second are the "message" histogram's count over the window.
+
+Connections held: from a successful connect (once reported) until that connection ends, however
+it ends (stream over, error, user stopped), a connection counts in this process's
+:func:`held_connections`. When the measurement window closes the extension reads it (through
+``sys.modules``: it never imports this module) and counts every requested connection (one per
+user) not held then as a failure of kind ``"connect"`` (``connections_held`` in latency.json).
 
 A stream that ends (all its events sent, or a WebSocket closed with 1000) is reconnected;
 a failed connect is retried after ``retry_delay_s``. A scenario subclasses a user, sets
@@ -48,6 +58,7 @@ import http.client
 import json
 import resource
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -77,6 +88,30 @@ def raise_open_file_limit() -> tuple[int, int]:
 
 
 OPEN_FILE_LIMIT = raise_open_file_limit()
+
+_held: dict[str, int] = {}  # protocol ("SSE", "WS") -> connections held right now
+
+
+def held_connections(protocol: str | None = None) -> int:
+    """Connections the users of this process hold right now: of one protocol, or all."""
+    if protocol is None:
+        return sum(_held.values())
+    return _held.get(protocol, 0)
+
+
+def held_by_protocol() -> dict[str, int]:
+    """Connections held right now, by protocol."""
+    return dict(_held)
+
+
+@contextlib.contextmanager
+def holding(protocol: str) -> Iterator[None]:
+    """Counts one held connection of ``protocol`` for as long as the block runs."""
+    _held[protocol] = _held.get(protocol, 0) + 1
+    try:
+        yield
+    finally:
+        _held[protocol] -= 1
 
 
 class HttpStatus:
@@ -110,6 +145,7 @@ class _LongLivedUser(User):
     connect_timeout_s: float = 10.0
     read_timeout_s: float | None = None  # default: max(5 s, 10 intervals)
     retry_delay_s: float = 1.0  # after a failed connect, before the next attempt
+    _broken = False  # the connection just held broke: pause before reconnecting
 
     def report(
         self,
@@ -163,9 +199,15 @@ class _LongLivedUser(User):
         gevent.sleep(self.retry_delay_s)
 
     def stream_failed(self, exc: BaseException) -> None:
-        """An open connection broke: a failed "message", then a pause before reconnecting."""
+        """An open connection broke: a failed "message", then (``pause_if_broken``, once the
+        connection is released and no longer counted as held) a pause before reconnecting."""
         self.report("message", 0.0, 0, exc)
-        gevent.sleep(self.retry_delay_s)
+        self._broken = True
+
+    def pause_if_broken(self) -> None:
+        if self._broken:
+            self._broken = False
+            gevent.sleep(self.retry_delay_s)
 
 
 class SseUser(_LongLivedUser):
@@ -199,11 +241,13 @@ class SseUser(_LongLivedUser):
                 self.connect_failed(started, error, HttpStatus(response.status))
                 return
             self.report("connect", (time.perf_counter() - started) * 1000.0)
-            if connection.sock is not None:
-                connection.sock.settimeout(self.read_timeout())
-            self.read_events(response, started)
+            with holding(self.protocol):
+                if connection.sock is not None:
+                    connection.sock.settimeout(self.read_timeout())
+                self.read_events(response, started)
         finally:
             connection.close()
+        self.pause_if_broken()
 
     def read_events(self, response: http.client.HTTPResponse, started: float) -> None:
         parser = SseParser()
@@ -257,17 +301,19 @@ class WebSocketUser(_LongLivedUser):
         except (OSError, websocket.WebSocketException) as exc:
             self.connect_failed(started, exc)
             return
-        self.report("connect", (time.perf_counter() - started) * 1000.0)
         try:
-            ws.settimeout(self.read_timeout())
-            if self.mode == "echo":
-                self.echo(ws, started)
-            else:
-                self.receive(ws, started)
+            self.report("connect", (time.perf_counter() - started) * 1000.0)
+            with holding(self.protocol):
+                ws.settimeout(self.read_timeout())
+                if self.mode == "echo":
+                    self.echo(ws, started)
+                else:
+                    self.receive(ws, started)
         except (OSError, websocket.WebSocketException) as exc:
             self.stream_failed(exc)
         finally:
             ws.shutdown()  # no closing handshake: a stopping user must not wait for it
+        self.pause_if_broken()
 
     def receive(self, ws: websocket.WebSocket, started: float) -> None:
         tracker = SequenceTracker()

@@ -1,9 +1,12 @@
 """Writing the comparison of two runs: comparison.csv, comparison.md, comparison.png, and the
-terminal table of ``python -m harness compare`` (``run_compare``, its exit status).
+terminal table of ``python -m harness compare`` (``run_compare``, its exit status: 1 only when
+a regression passes the threshold, 0 otherwise, groups not judged included).
 
 The statistics and verdicts are ``harness.results.compare``'s (``compare_runs``), the chart
 ``harness.charts.compare``'s; this module owns how they are told: the explanation of the test,
-the Markdown and plain-text tables, and the files, each written atomically.
+the one line on groups not judged for lack of trials and how to get a verdict
+(``not_judged_text``), the Markdown and plain-text tables, and the files, each written
+atomically.
 """
 
 from __future__ import annotations
@@ -21,13 +24,17 @@ from harness.results.compare import (
     BASIS_SECONDS,
     BASIS_TRIALS,
     DEFAULT_THRESHOLD_PCT,
+    MIN_TRIALS,
     NO_CHANGE,
+    NOT_ENOUGH_TRIALS,
+    P99_NOT_TESTED,
     WITHIN,
     Comparison,
     compare_runs,
 )
 
 FILES = ("comparison.csv", "comparison.md", "comparison.png")
+HOW_TO_JUDGE = "run both with --trials 3 or more, or pass --per-second"
 
 
 def _plain(value: Any) -> str:
@@ -41,20 +48,43 @@ def _p_text(p: Any, long: bool) -> str:
     return f"{p:.3g} ({'significant' if p < ALPHA else 'not significant'})" if long else f"{p:.3g}"
 
 
-def explanation(threshold_pct: float) -> str:
-    """How to read a comparison: the test, alpha, the threshold and the verdicts."""
+def explanation(threshold_pct: float, per_second: bool = False) -> str:
+    """How to read a comparison: the test, alpha, the threshold and the verdicts.
+
+    ``per_second``: the comparison tested groups short of trials over per-second samples.
+    """
+    if per_second:
+        short = (
+            f"This comparison was run with --per-second: such groups are tested over the "
+            f"successful requests of each second of the windows, first and last seconds dropped "
+            f"(basis '{BASIS_SECONDS}'; consecutive seconds share one server's drift and are not "
+            f"independent, so read those p-values as optimistic), and their p99 is "
+            f"'{P99_NOT_TESTED}'."
+        )
+    else:
+        short = f"Their p-values stay empty and they are never a regression ({HOW_TO_JUDGE})."
     return (
         f"A change counts when Welch's t-test (unequal variances, two-sided) finds it "
         f"significant at alpha {ALPHA} *and* it is at least ±{threshold_pct:g}%. "
         f"'{NO_CHANGE}' means p >= {ALPHA}: the difference is not significant, it is within "
-        f"the noise. '{WITHIN}' means significant but smaller than the threshold. The rps test "
-        f"runs over the trials' rps when both runs have at least 2 ok trials (basis "
-        f"'{BASIS_TRIALS}'), otherwise over the successful requests of each second of the "
-        f"windows, first and last seconds dropped (basis '{BASIS_SECONDS}'; consecutive "
-        f"seconds are not independent, so read those p-values as optimistic). p99 is tested "
-        f"only over trials ('n/a' otherwise). A regression is rps slower or p99 higher, "
+        f"the noise. '{WITHIN}' means significant but smaller than the threshold. rps and p99 "
+        f"are tested over the trials (basis '{BASIS_TRIALS}') when both runs have at least "
+        f"{MIN_TRIALS} ok trials of a group; otherwise the group is '{NOT_ENOUGH_TRIALS}': one "
+        f"trial measures no run-to-run noise. {short} A regression is rps slower or p99 higher, "
         f"significantly and beyond the threshold. Generator-bound cells measured the load "
         f"generator, not the server, and are not compared."
+    )
+
+
+def not_judged_text(comparison: Comparison) -> str:
+    """One line on the groups not judged for lack of trials and how to get a verdict; "" if none."""
+    count = len(comparison.not_judged)
+    if not count:
+        return ""
+    return (
+        f"{count} of {len(comparison.table)} group(s) not judged: a run has fewer than "
+        f"{MIN_TRIALS} ok trials of them, and one trial cannot tell a change from noise; "
+        f"to get a verdict, {HOW_TO_JUDGE}."
     )
 
 
@@ -80,7 +110,10 @@ def _markdown(comparison: Comparison) -> str:
     table, t = comparison.table, comparison.threshold_pct
     lines = [f"# Comparison: {comparison.run_a} (A) -> {comparison.run_b} (B)", ""]
     lines += [f"{len(table)} matched groups, {len(comparison.regressions)} regression(s) "]
-    lines[-1] += f"beyond ±{t:g}%.\n\n{explanation(t)}\n"
+    lines[-1] += f"beyond ±{t:g}%.\n"
+    if not_judged_text(comparison):
+        lines += [f"**{not_judged_text(comparison)}**", ""]
+    lines += [explanation(t, comparison.per_second), ""]
     for scenario in dict.fromkeys(table["scenario"]):
         rows = _display(table[table["scenario"] == scenario], long=True)
         columns = [c for c in rows[0] if c != "scenario"]
@@ -123,21 +156,27 @@ def text_table(comparison: Comparison) -> str:
 
 def run_compare(
     run_a: Path, run_b: Path, threshold_pct: float = DEFAULT_THRESHOLD_PCT,
-    out_dir: Path | None = None,
+    out_dir: Path | None = None, per_second: bool = False,
 ) -> int:  # fmt: skip
-    """Compare, print a table and the written files; 1 when a regression passes the threshold."""
-    comparison = compare_runs(Path(run_a), Path(run_b), threshold_pct)
+    """Compare, print a table and the written files; 1 when a regression passes the threshold,
+    0 otherwise (groups not judged for lack of trials are never a regression)."""
+    comparison = compare_runs(Path(run_a), Path(run_b), threshold_pct, per_second)
     out = Path(out_dir) if out_dir else Path(run_b) / f"compare-{Path(run_a).resolve().name}"
     print(f"compare {comparison.run_a} (A) -> {comparison.run_b} (B): "
           f"threshold ±{threshold_pct:g}%, alpha {ALPHA}")  # fmt: skip
     if len(comparison.table):
         print(text_table(comparison))
+        if not_judged_text(comparison):
+            print(not_judged_text(comparison))
     else:
         print("NO MATCHED CELLS: the runs share no (scenario, target, load); nothing compared")
     for title, items in (("note", comparison.notes), ("unmatched", comparison.unmatched)):
         print("".join(f"{title}: {item}\n" for item in items), end="")
     paths = write_comparison(comparison, out)
     print(f"written: {', '.join(str(p) for p in paths)}")
-    count = len(comparison.regressions)
-    print(f"{count} regression(s) beyond ±{threshold_pct:g}%" if count else "no regression")
+    count, unjudged = len(comparison.regressions), len(comparison.not_judged)
+    if count:
+        print(f"{count} regression(s) beyond ±{threshold_pct:g}%")
+    else:
+        print(f"no regression ({unjudged} group(s) not judged)" if unjudged else "no regression")
     return 1 if count else 0

@@ -23,11 +23,12 @@ from harness.charts.paths import CAPTIONS, OVERVIEW_CAPTION, chart_paths, overvi
 from harness.fileio import atomic_write_text
 from harness.format import fmt, fmt_exact, fmt_level, fmt_ms, load_text, missing, ratio_times
 from harness.report.blocks import chart_lines, row_load_text, table
-from harness.report.connections import connections_section
+from harness.report.connections import connection_headline, connections_section
 from harness.report.factors import factors_section
 from harness.report.sections import (
     closed_vs_open_section,
     generator_bound_section,
+    load_flags_section,
     measurement_section,
     open_table,
     pinning_warning,
@@ -36,8 +37,10 @@ from harness.report.sections import (
     unstable_section,
     verify_section,
 )
+from harness.results.connections import is_connection_scenario
+from harness.results.flags import OVERLOADED, UNSETTLED, has_flag
 from harness.results.folder import Results, load
-from harness.results.ratios import asgi_wsgi_ratios
+from harness.results.ratios import asgi_wsgi_ratios, paired_text
 from harness.results.rows import (
     LOAD_AXES,
     comparison_level,
@@ -51,13 +54,18 @@ from harness.results.trials import UNSTABLE_CV
 HOW_TO_READ = (
     "Closed-loop load: each simulated user sends a request, waits for the response and "
     "sends the next one at once (no think time), so U users keep at most U requests in "
-    "flight. Little's law is the yardstick: with service time S, a server that can hold K "
-    "requests at once (workers × threads; unbounded for an async event loop) cannot exceed "
-    "K/S requests/s, and U users cannot exceed U/S. The *bound* of a cell is the lower of "
-    "the two; *efficiency* = measured throughput / bound, so 1.00 means the stack did all "
-    "the waiting allows and a low value means it lost time elsewhere (CPU, queueing, the "
-    "load generator). Latencies are exact (HDR histogram of every successful request, "
-    "warm-up excluded); resource figures cover the measurement window only."
+    "flight. Every cell has a roofline: each ceiling its throughput could hit, computed "
+    "from what was measured in that cell. Little's law gives the waiting ones: with service "
+    "time S (the scenario's wait plus the target's own per-request overhead), U users cannot "
+    "exceed U/S requests/s and a server holding K requests at once (workers × threads; "
+    "unbounded for an async event loop) cannot exceed K/S, or fewer when its connections "
+    "sit unevenly on its workers (*balance*). The CPUs give the others: the server's CPU "
+    "budget over its CPU seconds per request, and the same for the load generator. The "
+    "lowest ceiling is the cell's *bound* and its *limiter*; *efficiency* = measured "
+    "throughput / bound (open load: / the offered rate). A cell below 0.9 of its bound whose "
+    "limiter was not a busy CPU is marked *unexplained*: something the harness does not "
+    "measure cost it throughput. Latencies are exact (HDR histogram of every successful "
+    "request, warm-up excluded); resource figures cover the measurement window only."
 )
 
 
@@ -65,24 +73,22 @@ HOW_TO_READ = (
 # KEPT_UP of its Little's-law bound did all the load allowed.
 PARITY = (0.8, 1.25)
 KEPT_UP = 0.9
+LOAD_LIMITERS = ("users", "rate", "connections")  # the load, not the stack, set these cells
 
 
-def bound_reason(row: pd.Series) -> str:
-    """Why the bound is what it is: "4 slots / 50 ms", "100 users / 50 ms", "offered rate"."""
-    service = row["service_time_ms"]
-    if missing(service):
-        return "no service time declared"
-    slots = None if missing(row["slots"]) else int(row["slots"])
-    per = f" / {float(service):g} ms"
-    if row["load_model"] == "open":
-        rate = row["rate"]
-        if slots is not None and (missing(rate) or slots / (float(service) / 1000) < rate):
-            return f"{slots} slots{per}"
-        return "the offered rate"
-    users = None if missing(row["users"]) else int(row["users"])
-    if slots is not None and (users is None or slots < users):
-        return f"{slots} slots{per}"
-    return f"{load_text('closed', users)}{per}"
+def limit_text(row: pd.Series) -> str:
+    """ "0.97 of its bound of 80 rps, limited by the server's slots (K / S)", or ""."""
+    if missing(row["bound_rps"]):
+        return ""
+    efficiency = fmt(row["efficiency"], 2)
+    if row["load_model"] == "open" and not missing(row["rate"]):
+        text = f"{efficiency} of the offered rate"
+    else:
+        text = f"{efficiency} of its bound of {fmt_exact(row['bound_rps'])} rps"
+    limiter, limited_by = row.get("limiter"), row.get("limited_by")
+    if not missing(limited_by) and limited_by:
+        text += f", {limited_by}" if limiter == "unexplained" else f", limited by {limited_by}"
+    return text
 
 
 def _medians(rows: pd.DataFrame, x: str) -> pd.DataFrame:
@@ -90,7 +96,8 @@ def _medians(rows: pd.DataFrame, x: str) -> pd.DataFrame:
     figures = ["rps", "p50_ms", "p99_ms", "p99_uncorrected_ms", "bound_rps", "efficiency"]
     grouped = rows.groupby(["target", x], as_index=False)
     medians = grouped[figures].median()
-    first = grouped[["load_model", "users", "rate", "slots", "service_time_ms"]].first()
+    descriptive = ["load_model", "users", "rate", "slots", "service_time_ms", "limiter"]
+    first = grouped[[*descriptive, "limited_by"]].first()
     return medians.merge(first, on=["target", x])
 
 
@@ -103,6 +110,8 @@ def headline(results: Results, scenario: str, load_model: str = "closed") -> lis
 
     Generator-bound cells measure the load generator, so they are left out (and named).
     """
+    if is_connection_scenario(results, scenario):
+        return connection_headline(results, scenario) if load_model == "closed" else []
     x = LOAD_AXES[load_model].column
     rows = results.scenario_rows(scenario, load_model)
     completed = ok_only(rows).dropna(subset=["rps", x])
@@ -132,21 +141,14 @@ def headline(results: Results, scenario: str, load_model: str = "closed") -> lis
     comparisons = []
     for _, other in others.iterrows():
         ratio = best["rps"] / other["rps"] if other["rps"] else math.inf
-        bound_text = (
-            ""  # no Little's-law bound without a declared service time: say nothing of it
-            if missing(other["bound_rps"])
-            else f", {fmt(other['efficiency'], 2)} of its bound of "
-            f"{fmt_exact(other['bound_rps'])} rps = {bound_reason(other)}"
-        )
+        bound_text = limit_text(other)
+        bound_text = f", {bound_text}" if bound_text else ""
         comparisons.append(f"{ratio:.1f}× {other['target']} ({fmt(other['rps'])} rps{bound_text})")
     if comparisons:
         sentence += ", " + "; ".join(comparisons)
     lines = [sentence + "."]
     if not missing(best["bound_rps"]):
-        lines.append(
-            f"{best['target']} reached {fmt(best['efficiency'], 2)} of its bound "
-            f"({fmt_exact(best['bound_rps'])} rps = {bound_reason(best)})."
-        )
+        lines.append(f"{best['target']} reached {limit_text(best)}.")
     p99 = ", ".join(_p99_text(r) for _, r in at.iterrows())
     lines.append(f"p99 latency there: {p99}.")
     absent = sorted(set(rows["target"].dropna()) - set(at["target"]))
@@ -178,7 +180,13 @@ def _lowest_p99(at: pd.DataFrame, where: str) -> list[str]:
 
 def _kept_up(row: pd.Series) -> bool:
     """Whether a cell served all its load allowed: KEPT_UP of its bound, or of the offered rate
-    when there is no bound (open load without a declared service time)."""
+    when there is no bound (open load without a declared service time). An overloaded or
+    unsettled cell never kept up, and a cell limited by a resource (not by its load) did not."""
+    if has_flag(row["flags"], OVERLOADED) or has_flag(row["flags"], UNSETTLED):
+        return False
+    limiter = row.get("limiter")
+    if not missing(limiter) and limiter not in LOAD_LIMITERS:
+        return False
     if not missing(row["efficiency"]):
         return bool(row["efficiency"] >= KEPT_UP)
     if row["load_model"] == "open" and not missing(row["rate"]) and not missing(row["rps"]):
@@ -210,6 +218,35 @@ def _near_parity(results: Results, scenario: str, load_model: str) -> list[str]:
     ]
 
 
+def ratios_section(results: Results) -> list[str]:
+    """Every ASGI/WSGI throughput ratio at its scenario's comparison level, with the interval
+    from paired trials (trial k of one target against trial k of the other: they ran in the
+    same round, so drift between rounds hits both)."""
+    body = []
+    for scenario in results.scenario_names:
+        if is_connection_scenario(results, scenario):
+            continue  # judged by connections held, not requests/s (see its section)
+        for model in LOAD_AXES:
+            found = asgi_wsgi_ratios(results, scenario, model)
+            for ratio in found.ratios:
+                body.append(
+                    [scenario, load_text(model, ratio.level), ratio.asgi, ratio.wsgi,
+                     paired_text(ratio)]
+                )  # fmt: skip
+    if not body:
+        return []
+    header = ["scenario", "load", "ASGI target", "WSGI target", "ASGI ÷ WSGI requests/s"]
+    return [
+        "### ASGI/WSGI ratios",
+        "",
+        "With trials, each ratio is the geometric mean of the paired trials' ratios with its "
+        "95% confidence interval; one trial gives no interval (run with `--trials 3`).",
+        "",
+        *table(header, body),
+        "",
+    ]
+
+
 def _p99_text(row: pd.Series) -> str:
     text = f"{row['target']} {fmt_ms(row['p99_ms'])} ms"
     if row["load_model"] == "open" and not missing(row["p99_uncorrected_ms"]):
@@ -222,8 +259,8 @@ def _scenario_table(rows: pd.DataFrame, load_model: str) -> list[str]:
     trials = rows["trial"].nunique() > 1
     header = ["target", axis.column, *(["trial"] if trials else [])]
     header += ["rps", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "failures"]
-    header += ["bound rps", "efficiency", "server CPU %", "server RSS MB", "generator CPU %"]
-    header += ["status", "flags"]
+    header += ["bound rps", "efficiency", "limited by", "server CPU %", "server PSS MB"]
+    header += ["generator CPU %", "status", "flags"]
     body = []
     ordered = rows.sort_values([axis.column, "target", "trial"], na_position="last")
     for _, row in ordered.iterrows():
@@ -232,11 +269,26 @@ def _scenario_table(rows: pd.DataFrame, load_model: str) -> list[str]:
         cells += [fmt(row["rps"])] + [fmt_ms(row[c]) for c in ("p50_ms", "p90_ms", "p99_ms")]
         cells += [fmt_ms(row["p999_ms"]), fmt_ms(row["max_ms"]), fmt(row["failures"], 0)]
         cells += [fmt_exact(row["bound_rps"]), fmt(row["efficiency"], 2, thousands=False)]
-        cells += [fmt(row["server_cpu_pct"]), fmt(row["server_rss_mb"])]
+        cells += [_limiter_cell(row)]
+        cells += [
+            fmt(row["server_cpu_pct"]),
+            fmt(_first_present(row, "server_pss_mb", "server_rss_mb")),
+        ]
         cells += [fmt(row["generator_cpu_pct"]), str(row["status"])]
         cells += [row["flags"]]  # table() writes it, or EMPTY
         body.append(cells)
     return table(header, body)
+
+
+def _limiter_cell(row: pd.Series) -> str:
+    limiter = row.get("limiter")
+    if missing(limiter):
+        return "–"
+    return str(row["limited_by"]) if not missing(row.get("limited_by")) else str(limiter)
+
+
+def _first_present(row: pd.Series, *columns: str) -> object:
+    return next((row[c] for c in columns if not missing(row.get(c))), None)
 
 
 def _scenario_section(results: Results, scenario: str) -> list[str]:
@@ -355,8 +407,10 @@ def render_report(results: Results) -> str:
     lines.append("")
     overview = overview_chart_path(results.run_dir)
     lines += chart_lines(results, overview, "ASGI/WSGI throughput ratio", OVERVIEW_CAPTION)
+    lines += ratios_section(results)
     lines += factors_section(results)
-    lines += generator_bound_section(results) + unstable_section(results)
+    lines += generator_bound_section(results) + load_flags_section(results)
+    lines += unstable_section(results)
     lines += measurement_section(results) + closed_vs_open_section(results)
     lines += stall_section(results) + verify_section(results)
     lines += connections_section(results)

@@ -31,6 +31,17 @@ from harness.results.flags import (
     ERROR_RATE_LIMIT,
     GENERATOR_CPU_LIMIT_PCT,
     LATE_STARTS_LIMIT,
+    LATENESS_MIN_MS,
+    LATENESS_SHARE,
+    NOISY,
+    OTHER_CPU_LIMIT_PCT,
+    OVERLOADED,
+    RISE_MIN_MS,
+    RISE_SHARE,
+    SHORTFALL_LIMIT,
+    STEAL_LIMIT_PCT,
+    UNSETTLED,
+    has_flag,
 )
 from harness.results.folder import Results
 from harness.results.rows import LOAD_AXES, erroring, generator_bound, unstable
@@ -78,13 +89,22 @@ def _ceiling_line(results: Results) -> str:
         f"A cell is flagged *generator-bound* when the generator's CPU averaged >= "
         f"{GENERATOR_CPU_LIMIT_PCT:g}% of a core over the window, when its throughput reached "
         f"{CEILING_FRACTION:.0%} of the generator ceiling, or (open load) when more than "
-        f"{LATE_STARTS_LIMIT:.0%} of its starts were late or any arrival was dropped."
+        f"{LATE_STARTS_LIMIT:.0%} of its requests started late (judged when each request "
+        f"actually started), its p99 lateness exceeded {LATENESS_SHARE:.0%} of its p99 latency "
+        f"(and {LATENESS_MIN_MS:g} ms), or any arrival was dropped. The ceiling is measured on "
+        "the cheapest route; every cell is also judged by its own generator CPU per request, "
+        "which is its `generator` ceiling in the roofline."
     )
     calibration = results.calibration
     if calibration is None or missing(calibration.get("rps")):
         return f"- **Generator ceiling:** not measured in this run (no calibration). {rule}"
     cpu = calibration.get("generator_cpu_pct")
     cpu_text = "" if missing(cpu) else f", generator CPU {fmt(cpu, 0)}%"
+    runs = calibration.get("runs_rps")
+    if isinstance(runs, list) and len(runs) > 1:
+        spread = calibration.get("spread")
+        spread_text = "" if missing(spread) else f", spread {fmt_pct(spread)}"
+        cpu_text += f"; median of {len(runs)} runs ({', '.join(fmt(r) for r in runs)}{spread_text})"
     note = f"; {calibration['note']}" if calibration.get("note") else ""
     return (
         f"- **Generator ceiling:** {fmt(calibration['rps'])} requests/s, measured before the "
@@ -116,10 +136,19 @@ def measurement_section(results: Results) -> list[str]:
         f"latency figures; a cell with more than {ERROR_RATE_LIMIT:.0%} errors is flagged.",
         _pinning_line(results),
         _ceiling_line(results),
-        f"- **Trials:** {trial_count} per cell. With more than one, a group's figure is the "
-        "median over its ok trials with the 95% confidence interval of the mean (Student's t), "
-        f"and a group whose throughput varies more than {UNSTABLE_CV:.0%} (CV = stdev / mean) "
-        "is marked unstable.",
+        f"- **Trials:** {trial_count} per cell. Trials run in rounds (every cell of trial 1, "
+        "then of trial 2, ...), each on a fresh server, so drift hits every target alike. With "
+        "more than one, a group's figure is the median over its ok trials with the 95% "
+        "confidence interval of the mean (Student's t), and a group whose throughput varies "
+        f"more than {UNSTABLE_CV:.0%} (CV = stdev / mean) is marked unstable.",
+        f"- **Load flags:** an open-load cell whose completions fell more than "
+        f"{SHORTFALL_LIMIT:.0%} short of the arrivals offered in its window, or whose latency "
+        f"climbed through the window (a linear fit of the per-second mean rising by more than "
+        f"{RISE_SHARE:.0%} of the mean and {RISE_MIN_MS:g} ms), is *overloaded*: it did not keep "
+        "up, and its percentiles measure how long it ran. A closed-load cell whose latency "
+        "climbed the same way is *unsettled*: its queue had not reached steady state, so its "
+        f"percentiles are a lower bound. A cell with CPU steal above {STEAL_LIMIT_PCT:g}% of a "
+        f"core, or other processes using more than {OTHER_CPU_LIMIT_PCT:g}%, is *noisy*.",
         "",
     ]
     return lines
@@ -226,6 +255,27 @@ def generator_bound_section(results: Results) -> list[str]:
     return lines
 
 
+def load_flags_section(results: Results) -> list[str]:
+    """Cells flagged overloaded, unsettled or noisy: what the flag says about their figures."""
+    ok = results.ok_rows()
+    meaning = {
+        OVERLOADED: "did not keep up with the offered load: never read its latency as the "
+        "server's, it measures how long the cell ran",
+        UNSETTLED: "latency still climbing through the window: its percentiles are a lower bound",
+        NOISY: "other work on the machine during the window: compare with care",
+    }
+    rows = []
+    for _, row in ok.iterrows():
+        names = [name for name in meaning if has_flag(row["flags"], name)]
+        if names:
+            rows.append([f"`{row['cell_id']}`", ", ".join(names), str(row["flags"])])
+    if not rows:
+        return []
+    legend = "; ".join(f"*{name}*: {text}" for name, text in meaning.items())
+    return ["## Overloaded, unsettled and noisy cells", "", legend + ".", "",
+            *table(["cell", "flags", "reasons"], rows), ""]  # fmt: skip
+
+
 def unstable_section(results: Results) -> list[str]:
     groups = results.groups()
     shaky = groups[unstable(groups)]
@@ -297,11 +347,13 @@ def stall_section(results: Results) -> list[str]:
 
 
 def open_table(rows: pd.DataFrame) -> list[str]:
-    """Open-load cells: the schedule kept (launched, late, dropped) and p99 both ways."""
+    """Open-load cells: the schedule kept (launched, late, dropped), p99 both ways, what was
+    still in flight when the window closed, and the limiter (efficiency: of the offered rate)."""
     trials = rows["trial"].nunique() > 1
     header = ["target", "rate", *(["trial"] if trials else []), "rps", "launched", "late"]
     header += ["dropped", "p50 ms", "p99 ms", "p99 ms uncorrected", "max ms", "failures"]
-    header += ["bound rps", "efficiency", "generator CPU %", "status", "flags"]
+    header += ["in flight at end", "bound rps", "efficiency", "limited by", "generator CPU %"]
+    header += ["status", "flags"]
     body = []
     for _, row in rows.sort_values(["rate", "target", "trial"], na_position="last").iterrows():
         cells = [str(row["target"]), fmt_level(row["rate"])]
@@ -309,8 +361,10 @@ def open_table(rows: pd.DataFrame) -> list[str]:
         cells += [fmt(row["rps"]), fmt_int(row["launched"]), fmt_int(row["late_starts"])]
         cells += [fmt_int(row["dropped"]), fmt_ms(row["p50_ms"]), fmt_ms(row["p99_ms"])]
         cells += [fmt_ms(row["p99_uncorrected_ms"]), fmt_ms(row["max_ms"])]
-        cells += [fmt(row["failures"], 0), fmt_exact(row["bound_rps"])]
-        cells += [fmt(row["efficiency"], 2, thousands=False), fmt(row["generator_cpu_pct"])]
+        cells += [fmt(row["failures"], 0), fmt_int(row["in_flight_at_end"])]
+        cells += [fmt_exact(row["bound_rps"]), fmt(row["efficiency"], 2, thousands=False)]
+        cells += [EMPTY if missing(row["limited_by"]) else str(row["limited_by"])]
+        cells += [fmt(row["generator_cpu_pct"])]
         cells += [str(row["status"]), row["flags"]]  # table() writes it, or EMPTY
         body.append(cells)
     return table(header, body)

@@ -1,15 +1,19 @@
 """Comparing two run folders: did throughput or tail latency change, and is the change real?
 
 Cells are matched by (scenario, target, load_model, users, rate), trials ignored. For each
-matched group the median rps and p99 of the ok trials are compared, and Welch's t-test says
-whether the rps difference is more than noise: over the trials' rps when both runs have at
-least 2 ok trials, otherwise over the successful requests per second of the cells' windows.
-p99 is tested only over trials (one p99 per trial). A change counts when it is significant
-(p < ALPHA) *and* at least the threshold; a regression is rps slower or p99 higher by that.
-Generator-bound cells measured locust, not the server, and are not compared. Differences in
-machine, pinning, packages, scenario files or target settings are listed as notes.
-This module owns the statistics and the verdicts (``compare_runs`` -> ``Comparison``); the
-chart is ``harness.charts.compare``'s, the files and the terminal table
+matched group the median rps and p99 of the ok trials are compared. A group is judged only when
+both runs have at least ``MIN_TRIALS`` ok trials of it: Welch's t-test over the trials' rps, and
+over their p99, says whether a difference is more than noise (basis ``BASIS_TRIALS``). With
+fewer, the verdict is ``NOT_ENOUGH_TRIALS``, never a regression, and the p-values stay empty:
+one trial measures no run-to-run noise, and the seconds of one window share that server's drift,
+so they are not independent samples. Only when asked (``per_second=True``, the
+``--per-second`` option) are such groups tested over the successful requests per second of the
+cells' windows (basis ``BASIS_SECONDS``, optimistic p-values); their p99 is then "not tested".
+A change counts when it is significant (p < ALPHA) *and* at least the threshold; a regression
+is rps slower or p99 higher by that. Generator-bound cells measured locust, not the server, and
+are not compared. Differences in machine, pinning, packages, scenario files or target settings
+are listed as notes. This module owns the statistics and the verdicts (``compare_runs`` ->
+``Comparison``); the chart is ``harness.charts.compare``'s, the files and the terminal table
 ``harness.report.compare``'s. It reads only the two folders, never the runner.
 """
 
@@ -32,12 +36,15 @@ from harness.results.trials import GROUP_KEYS
 ALPHA = 0.05
 DEFAULT_THRESHOLD_PCT = 5.0
 MIN_SECONDS = 3  # per-second samples a side: below this after dropping edges, keep the edges
+MIN_TRIALS = 2  # ok trials each run needs of a group for it to be judged
 BASIS_TRIALS, BASIS_SECONDS = "trials", "per-second samples"
 FASTER, SLOWER = "faster", "slower"
 NO_CHANGE = "no significant change"
 WITHIN = "no significant change (within threshold)"
 GENERATOR_BOUND = "not comparable: generator-bound"
 NOT_TESTED = "not tested: too few samples"
+NOT_ENOUGH_TRIALS = "not enough trials to judge"
+P99_NOT_TESTED = "p99 not tested"  # appended to an rps verdict whose p99 had no test
 TABLE_COLUMNS = (
     "scenario", "target", "load_model", "load", "rps_a", "rps_b", "rps_change_pct",
     "rps_p_value", "basis", "p99_a_ms", "p99_b_ms", "p99_change_pct", "p99_p_value",
@@ -57,11 +64,17 @@ class Comparison:
     run_a: str = "A"
     run_b: str = "B"
     threshold_pct: float = DEFAULT_THRESHOLD_PCT
+    per_second: bool = False  # groups short of trials were tested over per-second samples
 
     @property
     def regressions(self) -> pd.DataFrame:
         """Rows whose rps got slower, or p99 higher, significantly and beyond the threshold."""
         return self.table[self.table["regression"].astype(bool)]
+
+    @property
+    def not_judged(self) -> pd.DataFrame:
+        """Rows not judged because a run had fewer than MIN_TRIALS ok trials of the group."""
+        return self.table[self.table["verdict"].eq(NOT_ENOUGH_TRIALS)]
 
 
 def _key(values: Any) -> Key:
@@ -141,9 +154,19 @@ def _verdict(change: float, p: float, threshold: float) -> str:
 
 
 def _compare_group(
-    key: Key, rows_a: pd.DataFrame, rows_b: pd.DataFrame, ra: Results, rb: Results, t: float
+    key: Key,
+    rows_a: pd.DataFrame,
+    rows_b: pd.DataFrame,
+    ra: Results,
+    rb: Results,
+    t: float,
+    per_second: bool = False,
 ) -> tuple[dict[str, Any], bool]:
-    """One table row for a matched group, and whether per-second edges had to be kept."""
+    """One table row for a matched group, and whether per-second edges had to be kept.
+
+    Judged over trials when both sides have MIN_TRIALS ok trials; otherwise NOT_ENOUGH_TRIALS,
+    unless ``per_second`` asks for the test over per-second samples (p99 then not tested).
+    """
     scenario, target, model, users, rate = key
     row: dict[str, Any] = {
         "scenario": scenario, "target": target, "load_model": model,
@@ -158,10 +181,14 @@ def _compare_group(
         row["verdict"] = GENERATOR_BOUND
         return row, False
     kept = False
-    if len(rows_a) >= 2 and len(rows_b) >= 2:
+    rps_a, rps_b = _values(rows_a, "rps"), _values(rows_b, "rps")
+    if len(rps_a) >= MIN_TRIALS and len(rps_b) >= MIN_TRIALS:
         row["basis"] = BASIS_TRIALS
-        row["rps_p_value"] = welch_p(_values(rows_a, "rps"), _values(rows_b, "rps"))
+        row["rps_p_value"] = welch_p(rps_a, rps_b)
         row["p99_p_value"] = welch_p(_values(rows_a, "p99_ms"), _values(rows_b, "p99_ms"))
+    elif not per_second:
+        row["verdict"] = NOT_ENOUGH_TRIALS
+        return row, False
     else:
         row["basis"] = BASIS_SECONDS
         samples_a, kept_a = second_samples(ra, [str(c) for c in rows_a["cell_id"].dropna()])
@@ -174,6 +201,8 @@ def _compare_group(
         row["verdict"] += "; p99 higher"
     elif p99 == SLOWER:
         row["verdict"] += "; p99 lower"
+    elif p99 == NOT_TESTED:
+        row["verdict"] += f"; {P99_NOT_TESTED}"
     row["regression"] = row["verdict"].startswith(SLOWER) or p99 == FASTER
     return row, kept
 
@@ -217,9 +246,16 @@ def run_notes(ra: Results, rb: Results, keys: list[Key]) -> list[str]:
 
 
 def compare_runs(
-    run_a: Path, run_b: Path, threshold_pct: float = DEFAULT_THRESHOLD_PCT
+    run_a: Path,
+    run_b: Path,
+    threshold_pct: float = DEFAULT_THRESHOLD_PCT,
+    per_second: bool = False,
 ) -> Comparison:
-    """Compare run A (before) with run B (after); ValueError naming a folder that is not a run."""
+    """Compare run A (before) with run B (after); ValueError naming a folder that is not a run.
+
+    ``per_second`` tests the groups that lack trials over per-second samples instead of
+    leaving them NOT_ENOUGH_TRIALS.
+    """
     ra, rb = load(run_a), load(run_b)
     groups_a, groups_b = _groups(ra), _groups(rb)
     matched = [k for k in groups_a if k in groups_b]
@@ -227,7 +263,9 @@ def compare_runs(
     unmatched += [f"only in B: {_label(k)}" for k in groups_b if k not in groups_a]
     rows, kept_edges = [], False
     for key in matched:
-        row, kept = _compare_group(key, groups_a[key], groups_b[key], ra, rb, threshold_pct)
+        row, kept = _compare_group(
+            key, groups_a[key], groups_b[key], ra, rb, threshold_pct, per_second
+        )
         rows.append(row)
         kept_edges = kept_edges or kept
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
@@ -240,4 +278,4 @@ def compare_runs(
             f"some windows were too short to drop their first and last seconds and keep "
             f"{MIN_SECONDS} per-second samples: the edges were kept"
         )
-    return Comparison(table, unmatched, notes, ra.run_id, rb.run_id, threshold_pct)
+    return Comparison(table, unmatched, notes, ra.run_id, rb.run_id, threshold_pct, per_second)

@@ -76,7 +76,8 @@ def read_stall(run_dir: Path | str, cell_id: str) -> dict[str, Any] | None:
 
 
 def read_resources(run_dir: Path | str, cell_id: str) -> pd.DataFrame | None:
-    """A cell's resources.csv (t, role, cpu_pct, rss_mb, procs), or None when unusable."""
+    """A cell's resources.csv (``schema.RESOURCES_FILE``), or None when unusable; the numeric
+    columns as floats (a run from before pss_mb/conns/steal_pct reads without them)."""
     path = cell_dir(run_dir, cell_id) / schema.RESOURCES_FILE
     try:
         frame = pd.read_csv(path)
@@ -84,8 +85,11 @@ def read_resources(run_dir: Path | str, cell_id: str) -> pd.DataFrame | None:
         return None
     if not {"t", "role", "cpu_pct", "rss_mb"} <= set(frame.columns):
         return None
-    for column in ("t", "cpu_pct", "rss_mb"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    for column in ("t", "cpu_pct", "rss_mb", "pss_mb", "steal_pct"):
+        if column in frame:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    if "conns" in frame:
+        frame["conns"] = frame["conns"].astype("string")
     return frame
 
 

@@ -12,6 +12,7 @@ and notebooks goes through ``harness.results.folder``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import pandas as pd
 from harness import schema
 from harness.fileio import atomic_write_text
 from harness.histogram import LatencyStats, latency_stats
-from harness.results.flags import FLAG_SEPARATOR, cell_flags
+from harness.results.flags import FLAG_SEPARATOR, cell_flags, latency_rise_ms
 from harness.results.raw import (
     calibration_rps,
     finite_number,
@@ -30,7 +31,9 @@ from harness.results.raw import (
     read_resources,
     read_stall,
 )
+from harness.results.roofline import CellLoad, limiter_text, roofline
 from harness.results.trials import add_trial_figures
+from harness.schema import Manifest
 
 # Counts and flags get nullable dtypes, so an empty figure stays empty (not 0) through build,
 # CSV and reload; measurements are plain floats (NaN when empty), easiest to plot and compute.
@@ -46,6 +49,9 @@ INT_COLUMNS = (
     "trials",
     "connections_requested",
     "connections_established",
+    "connections_held",
+    "in_flight_at_end",
+    "offered",
 )
 BOOL_COLUMNS = ("generator_bound", "unstable")
 TEXT_COLUMNS = (
@@ -59,6 +65,9 @@ TEXT_COLUMNS = (
     "cell_id",
     "flags",
     "protocol",
+    "limiter",
+    "limited_by",
+    "ceilings",
 )
 FLOAT_COLUMNS = tuple(
     c for c in schema.SUMMARY_COLUMNS if c not in (*INT_COLUMNS, *BOOL_COLUMNS, *TEXT_COLUMNS)
@@ -71,55 +80,57 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator
 
 
-def bound_rps(
-    load_model: str,
-    users: int | None,
-    rate: float | None,
-    slots: int | None,
-    service_time_ms: float | None,
-) -> float | None:
-    """Little's-law ceiling on throughput for one cell, None when it cannot be known.
-
-    A server holding ``slots`` requests at once (None: unbounded, an event loop) with service
-    time S cannot exceed slots/S requests/s; a closed load of U users without think time
-    cannot exceed U/S; an open load cannot exceed its offered rate.
-    """
-    if not service_time_ms or service_time_ms <= 0:
-        return None
-    service_s = service_time_ms / 1000.0
-    server_cap = None if slots is None else slots / service_s
-    if load_model == "open":
-        offered = rate if rate is not None and rate > 0 else None
-        if offered is None or server_cap is None:
-            return offered if server_cap is None else server_cap
-        return min(offered, server_cap)
-    if users is None or users <= 0:
-        return server_cap
-    concurrency = users if slots is None else min(slots, users)
-    return concurrency / service_s
-
-
 def _window_figures(resources: pd.DataFrame | None, latency: dict[str, Any]) -> dict[str, Any]:
-    """Server/generator CPU and memory over the measurement window only (warm-up excluded)."""
+    """Server/generator CPU and memory over the measurement window only (warm-up excluded),
+    the machine's other CPU use and steal, and the server's connections per process."""
     empty: dict[str, Any] = {
         "server_cpu_pct": None,
         "server_rss_mb": None,
+        "server_pss_mb": None,
         "generator_cpu_pct": None,
+        "steal_pct": None,
+        "other_cpu_pct": None,
     }
     start, end = (
         finite_number(latency.get("window_start")),
         finite_number(latency.get("window_end")),
     )
     if resources is None or start is None or end is None:
-        return empty
+        return {**empty, "connection_samples": None}
     window = resources[(resources["t"] >= start) & (resources["t"] <= end)]
     server = window[window["role"] == "server"]
     generator = window[window["role"] == "generator"]
+    other = window[window["role"] == "other"]
     return {
-        "server_cpu_pct": finite_number(server["cpu_pct"].mean()) if len(server) else None,
-        "server_rss_mb": finite_number(server["rss_mb"].max()) if len(server) else None,
-        "generator_cpu_pct": finite_number(generator["cpu_pct"].mean()) if len(generator) else None,
+        "server_cpu_pct": _mean(server, "cpu_pct"),
+        "server_rss_mb": _peak(server, "rss_mb"),
+        "server_pss_mb": _peak(server, "pss_mb"),
+        "generator_cpu_pct": _mean(generator, "cpu_pct"),
+        "steal_pct": _mean(other, "steal_pct"),
+        "other_cpu_pct": _mean(other, "cpu_pct"),
+        "connection_samples": _connection_samples(server),
     }
+
+
+def _mean(rows: pd.DataFrame, column: str) -> float | None:
+    return finite_number(rows[column].mean()) if column in rows and len(rows) else None
+
+
+def _peak(rows: pd.DataFrame, column: str) -> float | None:
+    return finite_number(rows[column].max()) if column in rows and len(rows) else None
+
+
+def _connection_samples(server: pd.DataFrame) -> list[list[int]] | None:
+    """The server's established connections per process, one list per sample (``conns``)."""
+    if "conns" not in server:
+        return None
+    samples = []
+    for value in server["conns"].dropna():
+        try:
+            samples.append([int(float(part)) for part in str(value).split()])
+        except ValueError:
+            continue
+    return samples or None
 
 
 def _latency_figures(latency: dict[str, Any]) -> dict[str, Any]:
@@ -143,6 +154,7 @@ def _latency_figures(latency: dict[str, Any]) -> dict[str, Any]:
         "max_ms": stats.max_ms,
         "mean_ms": stats.mean_ms,
         "error_rate": _ratio(failures, requests),
+        "latency_rise_ms": latency_rise_ms(latency.get("per_second") or [], duration_s),
         **_open_figures(latency),
     }
 
@@ -158,11 +170,20 @@ def _open_figures(latency: dict[str, Any]) -> dict[str, Any]:
         )
     except ValueError:
         uncorrected = LatencyStats.empty()
+    offered = finite_number(schedule.get("launched_in_window"))
+    if offered is None:  # a run from before launched_in_window: what the rate offered
+        rate = finite_number(schedule.get("rate"))
+        duration = finite_number(latency.get("duration_s"))
+        offered = None if rate is None or duration is None else round(rate * duration)
     return {
         "p99_uncorrected_ms": uncorrected.p99_ms,
         "launched": finite_number(schedule.get("launched")),
         "late_starts": finite_number(schedule.get("late")),
         "dropped": finite_number(schedule.get("dropped")),
+        "max_lateness_ms": finite_number(schedule.get("max_lateness_ms")),
+        "lateness_p99_ms": finite_number(schedule.get("lateness_p99_ms")),
+        "in_flight_at_end": finite_number(schedule.get("in_flight_at_end")),
+        "offered": offered,
     }
 
 
@@ -181,20 +202,35 @@ def cell_protocol(latency: dict[str, Any]) -> str:
     return HTTP_PROTOCOL
 
 
-def _baseline_rss_mb(resources: pd.DataFrame | None, latency: dict[str, Any]) -> float | None:
-    """The server's lowest RSS sampled before locust started its users, if any was."""
+def _baseline_mb(
+    resources: pd.DataFrame | None, latency: dict[str, Any], column: str
+) -> float | None:
+    """The server's lowest memory (``rss_mb``/``pss_mb``) sampled before the cell's load started:
+    the baseline the runner marks right before it gives locust the go."""
     started = finite_number(latency.get("load_started_at"))
-    if resources is None or started is None:
+    if resources is None or started is None or column not in resources:
         return None
     before = resources[(resources["role"] == "server") & (resources["t"] <= started)]
-    return finite_number(before["rss_mb"].min()) if len(before) else None
+    return finite_number(before[column].min()) if len(before) else None
+
+
+def _histogram_p99(entry: Any, unit: str) -> float | None:
+    try:
+        return latency_stats((entry or {}).get("histogram"), unit).p99_ms
+    except (ValueError, AttributeError):
+        return None
+
+
+def _per_connection_kb(peak_mb: float | None, baseline_mb: float | None, held: Any) -> Any:
+    grown_kb = None if peak_mb is None or baseline_mb is None else (peak_mb - baseline_mb) * 1000
+    return _ratio(grown_kb, finite_number(held))
 
 
 def _protocol_figures(
     latency: dict[str, Any],
     resources: pd.DataFrame | None,
     users: float | None,
-    server_rss_mb: float | None,
+    window: dict[str, Any],
 ) -> dict[str, Any]:
     """Long-lived connection figures of an SSE or WebSocket cell (see SUMMARY_COLUMNS)."""
     protocol = cell_protocol(latency)
@@ -208,15 +244,21 @@ def _protocol_figures(
     except ValueError:
         stats = LatencyStats.empty()
     established = finite_number(latency.get("connects"))
-    baseline = _baseline_rss_mb(resources, latency)
-    grown_kb = (
-        None if server_rss_mb is None or baseline is None else (server_rss_mb - baseline) * 1000
-    )
+    held = finite_number(latency.get("connections_held"))
+    per_connection = held if held is not None else established
     return {
         "protocol": protocol,
         "connections_requested": users,
         "connections_established": established,
-        "rss_per_connection_kb": _ratio(grown_kb, established),
+        "connections_held": held,
+        "rss_per_connection_kb": _per_connection_kb(
+            window["server_rss_mb"], _baseline_mb(resources, latency, "rss_mb"), per_connection
+        ),
+        "pss_per_connection_kb": _per_connection_kb(
+            window["server_pss_mb"], _baseline_mb(resources, latency, "pss_mb"), per_connection
+        ),
+        "connect_p99_ms": _histogram_p99(latency.get("connect"), unit),
+        "first_message_p99_ms": _histogram_p99(latency.get("first_message"), unit),
         "message_p50_ms": stats.p50_ms,
         "message_p99_ms": stats.p99_ms,
         "messages_per_s": _ratio(
@@ -245,19 +287,93 @@ def _locust_figures(row: dict[str, str] | None) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class RunContext:
+    """What every row of a run needs from its manifest."""
+
+    targets: dict[str, Any] = field(default_factory=dict)
+    ceiling_rps: float | None = None  # the calibrated generator ceiling
+    server_cores: int | None = None  # CPUs the server was pinned to (or the machine's)
+    overheads: dict[str, float] = field(default_factory=dict)  # target -> /io?ms=0 ms
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> RunContext:
+        pinning = manifest.get("pinning") or {}
+        machine = manifest.get("machine") or {}
+        server_cpus = pinning.get("server_cpus") if pinning.get("applied", True) else None
+        cores = len(server_cpus) if server_cpus else finite_number(machine.get("cpu_count"))
+        overheads = {}
+        for name, result in (manifest.get("verify") or {}).items():
+            value = finite_number((result or {}).get("io_overhead_ms"))
+            if value is not None:
+                overheads[name] = value
+        return cls(
+            targets=manifest.get("targets") or {},
+            ceiling_rps=calibration_rps(manifest),
+            server_cores=None if cores is None else int(cores),
+            overheads=overheads,
+        )
+
+    def server_budget_pct(self, target: dict[str, Any]) -> float | None:
+        """The server's CPU budget: the cores it may use, at most one per process."""
+        workers = finite_number(target.get("workers"))
+        if self.server_cores is None:
+            return None
+        usable = self.server_cores if workers is None else min(self.server_cores, workers)
+        return max(usable, 1) * 100.0
+
+
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+def _roofline_figures(
+    row: dict[str, Any], cell_plan: dict[str, Any], target: dict[str, Any], run: RunContext
+) -> dict[str, Any]:
+    """bound_rps, limiter, efficiency and the ceilings behind them (harness.results.roofline)."""
+    threads = finite_number(target.get("threads"))
+    cell = CellLoad(
+        load_model=str(row["load_model"]),
+        users=row["users"],
+        rate=row["rate"],
+        rps=row.get("rps"),
+        service_time_ms=row["service_time_ms"],
+        overhead_ms=row["overhead_ms"],
+        slot_time_ms=finite_number(cell_plan.get("slot_time_ms")),
+        slots=row["slots"],
+        # Connection balance only binds threads: a sync worker takes one connection at a time.
+        threads=threads if target.get("concurrency") == "threads" else None,
+        connection_samples=row.get("connection_samples"),
+        server_cpu_pct=row.get("server_cpu_pct"),
+        server_budget_pct=run.server_budget_pct(target),
+        generator_cpu_pct=row.get("generator_cpu_pct"),
+        protocol=str(row.get("protocol") or "http"),
+        connections_requested=row.get("connections_requested"),
+        connections_held=_first(row.get("connections_held"), row.get("connections_established")),
+    )
+    line = roofline(cell)
+    return {
+        "bound_rps": line.bound_rps,
+        "limiter": line.limiter,
+        "limited_by": limiter_text(line.limiter, line.lowest, cell, line.efficiency)
+        if line.limiter
+        else None,
+        "efficiency": line.efficiency,
+        "ceilings": line.ceilings_text(),
+        "effective_slots": line.effective_slots,
+    }
+
+
 def summary_row(
     run_dir: Path | str,
     cell: dict[str, Any],
-    targets: dict[str, Any],
-    ceiling_rps: float | None = None,
+    run: RunContext,
 ) -> dict[str, Any]:
     """One summary row for a manifest cell; figures whose raw file is missing stay None."""
     cell_id = str(cell.get("cell_id", ""))
-    target = targets.get(cell.get("target", ""), {}) or {}
+    target = run.targets.get(cell.get("target", ""), {}) or {}
     slots = finite_number(target.get("slots"))
     users = finite_number(cell.get("users"))
-    rate = finite_number(cell.get("rate"))
-    service_time_ms = finite_number(cell.get("service_time_ms"))
     load_model = str(cell.get("load_model", "closed"))
     row: dict[str, Any] = {
         "scenario": cell.get("scenario"),
@@ -267,24 +383,17 @@ def summary_row(
         "framework": target.get("framework"),
         "load_model": load_model,
         "users": users,
-        "rate": rate,
+        "rate": finite_number(cell.get("rate")),
         "trial": finite_number(cell.get("trial")),
         "duration_s": finite_number(cell.get("duration_s")),
         "status": cell.get("status", schema.STATUS_PENDING),
         "cell_id": cell_id,
         "slots": slots,
-        "service_time_ms": service_time_ms,
+        "service_time_ms": finite_number(cell.get("service_time_ms")),
+        "overhead_ms": run.overheads.get(str(cell.get("target"))),
         "generator_bound": None,
-        "generator_ceiling_rps": ceiling_rps,
+        "generator_ceiling_rps": run.ceiling_rps,
     }
-    bound = bound_rps(
-        load_model,
-        None if users is None else int(users),
-        rate,
-        None if slots is None else int(slots),
-        service_time_ms,
-    )
-    row["bound_rps"] = bound
     latency = read_latency(run_dir, cell_id) if cell_id else None
     if latency is not None:
         figures = _latency_figures(latency)
@@ -293,10 +402,13 @@ def summary_row(
             figures["duration_s"] = row["duration_s"]
         row.update(figures)
         resources = read_resources(run_dir, cell_id)
-        row.update(_window_figures(resources, latency))
-        row.update(_protocol_figures(latency, resources, users, row["server_rss_mb"]))
+        window = _window_figures(resources, latency)
+        row.update(window)
+        row.update(_protocol_figures(latency, resources, users, window))
         row.update(_stall_figures(read_stall(run_dir, cell_id), latency))
-        row["efficiency"] = _ratio(row["rps"], bound)
+    row.update(_roofline_figures(row, cell, target, run))
+    row.pop("connection_samples", None)
+    if latency is not None:
         row["generator_bound"], flags = cell_flags(row)
         row["flags"] = FLAG_SEPARATOR.join(flags) or None
     row.update(_locust_figures(read_locust_aggregate(run_dir, cell_id) if cell_id else None))
@@ -332,10 +444,9 @@ def _as_bool(value: Any) -> bool | None:
 def build_summary(run_dir: Path | str) -> pd.DataFrame:
     """The summary table of a run folder: one row per manifest cell, in manifest order."""
     manifest = read_manifest(run_dir)
-    targets = manifest.get("targets") or {}
-    ceiling = calibration_rps(manifest)
+    run = RunContext.of(manifest)
     cells = [c for c in manifest.get("cells") or [] if isinstance(c, dict)]
-    rows = [summary_row(run_dir, cell, targets, ceiling) for cell in cells]
+    rows = [summary_row(run_dir, cell, run) for cell in cells]
     frame = coerce_summary(pd.DataFrame(rows, columns=list(schema.SUMMARY_COLUMNS)))
     return coerce_summary(add_trial_figures(frame))
 

@@ -107,6 +107,7 @@ def build_plan(
                             duration_s=duration,
                             warmup_s=warmup,
                             service_time_ms=scenario.service_time_ms,
+                            slot_time_ms=scenario.slot_time_ms,
                         )
                     )
     return cells

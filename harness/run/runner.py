@@ -1,13 +1,18 @@
-"""Runs a plan: one locust process per sweep, one fresh server per scenario x target.
+"""Runs a plan: one locust process per sweep, in rounds of trials, fresh servers.
 
-The cells of a scenario (one load model at a time) form a sweep: a single locust process
-(``Generator``) runs them all as stages (``harness.loadgen.stages``), target after target,
-pinned to the generator CPUs, with ``harness.loadgen.extension`` loaded next to the scenario
-for exact latencies and the warm-up/measurement windows. Each target gets a fresh server for
-its cells (started while locust boots); before each cell the sampler notes the server's memory
-and the runner gives locust the go for that cell. Raw files go to ``raw/<cell_id>/``; the
-manifest is saved after each cell. A server that dies is started again; a locust process that
-dies fails its cell and a new one takes the sweep's remaining cells.
+The cells of one trial of a scenario (one load model at a time) form a sweep: a single locust
+process (``Generator``) runs them all as stages (``harness.loadgen.stages``), target after
+target, pinned to the generator CPUs, with ``harness.loadgen.extension`` loaded next to the
+scenario for exact latencies and the warm-up/measurement windows. Trials run in rounds
+(``plan_sweeps``): every cell of trial 1, then every cell of trial 2, ..., so drift over the
+run hits every target alike. Each target gets a fresh server for its cells of a sweep (started
+while locust boots), never shared across trials; a scenario whose users hold long-lived
+connections gets a fresh server for every cell, so each cell's memory baseline is taken on a
+server holding no connections from an earlier cell. Before each cell the sampler notes the
+server's memory and the runner gives locust the go for that cell. Raw files go to
+``raw/<cell_id>/``; the manifest is saved after each cell, and its "order" lists the cells as
+they started. A server that dies is started again; a locust process that dies fails its cell
+and a new one takes the sweep's remaining cells.
 """
 
 from __future__ import annotations
@@ -48,8 +53,12 @@ SPAWN_ALLOWANCE_S = 30.0  # a cell's users may take this long to spawn...
 STOP_GRACE_S = 30.0  # ... and its files this long to be written, before the cell is given up
 POLL_S = 0.01
 MAX_RESTARTS = 3  # a target that dies more often within one group is given up
+# Targets whose slots are workers or threads: the sampler counts each server process's
+# connections, from which the analysis works out how many slots were in use.
+COUNTED_CONNECTIONS = ("threads", "process")
 
 Progress = Callable[[str], None]
+SweepKey = tuple[int, str, str]  # trial, scenario, load model
 
 
 def stage_scenario(scenario: Scenario, run_dir: Path) -> Path:
@@ -203,17 +212,14 @@ class Runner:
         return self.run_dir / schema.RAW_DIR / cell.cell_id
 
     def run(self) -> None:
-        """Run every pending cell: one sweep per scenario and load model, target by target."""
-        sweeps: dict[tuple[str, str], dict[str, list[CellRecord]]] = {}
-        for record in self.records:
-            if record.status == schema.STATUS_PENDING:
-                cell = record.cell
-                by_target = sweeps.setdefault((cell.scenario, cell.load_model), {})
-                by_target.setdefault(cell.target, []).append(record)
+        """Run every pending cell: in rounds of trials, one sweep per scenario and load model,
+        target by target."""
+        sweeps = plan_sweeps(self.records)
         self.total = sum(len(g) for t in sweeps.values() for g in t.values())
         self.started = time.monotonic()  # the ETA counts cells only, not verify/calibration
+        self.manifest.setdefault("order", [])
         self.save()
-        for (scenario_name, load_model), by_target in sweeps.items():
+        for (trial, scenario_name, load_model), by_target in sweeps.items():
             scenario = self.scenarios[scenario_name]
             locustfile = stage_scenario(scenario, self.run_dir)
             classes = scenario.user_classes if load_model == "closed" else (OPEN_USER_CLASS,)
@@ -221,7 +227,7 @@ class Runner:
             try:
                 for target_name, group in by_target.items():
                     self.run_group(scenario, self.targets[target_name], group, queue, locustfile,
-                                   classes)  # fmt: skip
+                                   classes, trial)  # fmt: skip
             finally:
                 if self.generator is not None:  # done with its plan, it is exiting by itself
                     stop_in_background(self.generator.proc)
@@ -239,31 +245,38 @@ class Runner:
             self.generator = Generator(locustfile, classes, cells, self.settings)
         return self.generator
 
+    def server_log(self, scenario: Scenario, target: Target, trial: int) -> Path:
+        suffix = f"__t{trial}" if self.has_trials() else ""
+        return self.run_dir / schema.RAW_DIR / f"server__{scenario.name}__{target.name}{suffix}.log"
+
     def run_group(
         self, scenario: Scenario, target: Target, group: list[CellRecord],
-        queue: list[CellRecord], locustfile: Path, classes: tuple[str, ...],
+        queue: list[CellRecord], locustfile: Path, classes: tuple[str, ...], trial: int = 1,
     ) -> None:  # fmt: skip
-        """Run one target's cells of a sweep on a fresh server; one that dies is started again."""
-        pending = list(group)
+        """Run one target's cells of a sweep on a fresh server (one per cell where the users
+        hold connections); a server that dies is started again."""
+        log = self.server_log(scenario, target, trial)
+        batches = [[r] for r in group] if scenario.holds_connections else [list(group)]
         restarts = 0
-        while pending:
-            log = self.run_dir / schema.RAW_DIR / f"server__{scenario.name}__{target.name}.log"
-            self.ensure_generator(queue, locustfile, classes)  # locust boots with the server
-            try:
-                cpus = self.settings.pinning.server_cpus
-                with serve(target, log, cpus, background_stop=True) as server:
-                    wait_stopped()  # the previous server is gone before anything is measured
-                    self.run_cells(server, pending, queue, locustfile, classes)
-            except ServerError as exc:
-                self.give_up(pending, queue, str(exc))
-                return
-            if pending:
-                restarts += 1
-                if restarts > MAX_RESTARTS:
-                    reason = f"target {target.name} died {restarts} times; see its log {log}"
-                    self.give_up(pending, queue, reason)
+        for index, pending in enumerate(batches):
+            later = [r for batch in batches[index + 1 :] for r in batch]
+            while pending:
+                self.ensure_generator(queue, locustfile, classes)  # locust boots with the server
+                try:
+                    cpus = self.settings.pinning.server_cpus
+                    with serve(target, log, cpus, background_stop=True) as server:
+                        wait_stopped()  # the previous server is gone before anything is measured
+                        self.run_cells(server, pending, queue, locustfile, classes)
+                except ServerError as exc:
+                    self.give_up(pending + later, queue, str(exc))
                     return
-                self.progress(f"    target {target.name} died; starting it again (log: {log})")
+                if pending:
+                    restarts += 1
+                    if restarts > MAX_RESTARTS:
+                        reason = f"target {target.name} died {restarts} times; see its log {log}"
+                        self.give_up(pending + later, queue, reason)
+                        return
+                    self.progress(f"    target {target.name} died; starting it again (log: {log})")
 
     def run_cells(
         self, server: RunningServer, pending: list[CellRecord], queue: list[CellRecord],
@@ -279,7 +292,11 @@ class Runner:
                 if sampler is None or sampled is not generator:
                     if sampler is not None:
                         sampler.__exit__(None, None, None)
-                    sampler = Sampler({"server": server.pid, "generator": generator.pid})
+                    sampler = Sampler(
+                        {"server": server.pid, "generator": generator.pid},
+                        count_connections=server.target.concurrency in COUNTED_CONNECTIONS,
+                        port=server.port,
+                    )
                     sampler.__enter__()
                     sampled = generator
                 record = pending.pop(0)
@@ -311,6 +328,7 @@ class Runner:
             f" ({cell.warmup_s:g}+{cell.duration_s:g} s){self.eta()}"
         )
         record.started_at = now_iso()
+        self.manifest.setdefault("order", []).append(cell.cell_id)
         try:
             result = run_stage(cell, self.cell_dir(cell), server, generator, sampler, self.settings)
         except CellError as exc:
@@ -342,6 +360,29 @@ class Runner:
         remaining = per_cell * (self.total - self.done)
         minutes, seconds = divmod(int(remaining), 60)
         return f", ETA {minutes}m{seconds:02d}s"
+
+
+def plan_sweeps(records: list[CellRecord]) -> dict[SweepKey, dict[str, list[CellRecord]]]:
+    """The pending cells grouped as they run: sweeps keyed by (trial, scenario, load model),
+    in rounds (every sweep of trial 1 before any of trial 2), each split by target; within a
+    round, scenarios, load models, targets and load levels keep the plan's order."""
+    sweeps: dict[SweepKey, dict[str, list[CellRecord]]] = {}
+    pending = [r for r in records if r.status == schema.STATUS_PENDING]
+    for record in sorted(pending, key=lambda r: r.cell.trial):  # stable: plan order within
+        cell = record.cell
+        by_target = sweeps.setdefault((cell.trial, cell.scenario, cell.load_model), {})
+        by_target.setdefault(cell.target, []).append(record)
+    return sweeps
+
+
+def run_order(records: list[CellRecord]) -> list[str]:
+    """The pending cells' ids in the order ``Runner.run`` runs them."""
+    return [
+        r.cell.cell_id
+        for by_target in plan_sweeps(records).values()
+        for group in by_target.values()
+        for r in group
+    ]
 
 
 def describe(result: dict[str, Any]) -> str:

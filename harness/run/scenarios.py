@@ -5,6 +5,8 @@ description; an optional module-level ``settings`` dict may set:
 
 - ``users``: list of positive ints, the closed-load sweep;
 - ``service_time_ms``: the expected server-side time of one request (for Little's law);
+- ``slot_time_ms``: how long one request holds a server slot when that is not what the client
+  waits (work done after the response: ``/background``); the slots ceiling uses it;
 - ``duration``: seconds per cell (number, or text such as "10s", "2m");
 - ``warmup``: seconds of warm-up per cell, excluded from every figure.
 
@@ -29,7 +31,7 @@ from harness.units import UsageError, parse_duration
 # GATEBENCH_SCENARIOS points discovery at another folder of locustfiles (tests use it too).
 SCENARIO_DIR = Path(os.environ.get("GATEBENCH_SCENARIOS") or PROJECT_ROOT / "scenarios")
 PROBE_TIMEOUT_S = 120.0
-SETTINGS_KEYS = ("users", "service_time_ms", "duration", "warmup")
+SETTINGS_KEYS = ("users", "service_time_ms", "slot_time_ms", "duration", "warmup")
 
 
 class ScenarioError(UsageError):
@@ -44,11 +46,15 @@ class Scenario:
     user_classes: tuple[str, ...]
     users: tuple[int, ...] | None = None
     service_time_ms: float | None = None
+    slot_time_ms: float | None = None
     duration_s: float | None = None
     warmup_s: float | None = None
     sha256: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
     open_problem: str | None = None  # why open-model load cannot run it, if it cannot
+    # Its users hold long-lived connections (SSE, WebSocket): every cell gets a fresh server,
+    # so the memory a cell's connections cost is measured from a server holding none.
+    holds_connections: bool = False
 
     @property
     def summary(self) -> str:
@@ -66,6 +72,7 @@ class Scenario:
             "description": self.description,
             "user_classes": list(self.user_classes),
             "settings": self.settings,
+            "holds_connections": self.holds_connections,
         }
 
 
@@ -140,6 +147,7 @@ def from_report(path: Path, report: dict[str, Any]) -> Scenario:
     try:
         users = _users(settings.get("users"))
         service = _positive(settings.get("service_time_ms"), "service_time_ms")
+        slot_time = _positive(settings.get("slot_time_ms"), "slot_time_ms")
         duration = None if "duration" not in settings else parse_duration(settings["duration"])
         warmup = (
             None if "warmup" not in settings else parse_duration(settings["warmup"], zero_ok=True)
@@ -153,11 +161,13 @@ def from_report(path: Path, report: dict[str, Any]) -> Scenario:
         user_classes=tuple(report["user_classes"]),
         users=users,
         service_time_ms=service,
+        slot_time_ms=slot_time,
         duration_s=duration,
         warmup_s=warmup,
         sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
         settings=settings,
         open_problem=report.get("open_problem"),
+        holds_connections=bool(report.get("holds_connections")),
     )
 
 

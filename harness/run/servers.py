@@ -2,6 +2,11 @@
 
 A server runs in its own session (process group) so that it and every worker it forks can
 be ended together; its output goes to a log file whose path every error names.
+
+Ready means more than a first answer: ``/health`` answers 200 once *one* worker is up, when
+others may still be importing the app. ``serve`` also waits until the server's process tree
+holds every worker the target declares (``process_layout``: how each server runs its
+workers) and the tree's memory has settled, so nothing is measured on a half-started server.
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from harness.run import PROJECT_ROOT
 from targets.registry import Target
@@ -26,6 +34,8 @@ HOST = "127.0.0.1"
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
 READY_POLL_S = 0.02
+SETTLE_INTERVAL_S = 0.2  # memory is compared between samples this far apart...
+SETTLE_TOLERANCE = 0.01  # ... and has settled when no process's RSS (nor the total) moved more
 
 
 # Every process group this process started and has not stopped yet. A Ctrl-C can land
@@ -148,6 +158,142 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path, name: st
     )
 
 
+# How each server (``Target.server``) runs its workers:
+#   "master"             a master process plus one process per worker, even for one worker
+#                        (gunicorn forks its workers; granian always runs a worker process)
+#   "master-if-several"  one process for one worker; for more, a master that spawns them
+#                        (uvicorn --workers N, which also starts multiprocessing's resource
+#                        tracker: a helper, not a worker, see HELPER_MARKERS)
+#   "single"             one process whatever the worker count (daphne has no workers)
+# A server missing here is taken as "master-if-several".
+SERVER_LAYOUTS: dict[str, str] = {
+    "gunicorn": "master",
+    "granian": "master",
+    "uvicorn": "master-if-several",
+    "daphne": "single",
+}
+# Command-line fragments of processes a server starts that serve no requests.
+HELPER_MARKERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
+
+
+@dataclass(frozen=True)
+class ProcessLayout:
+    """What a running target's process tree holds: a master (or not) and its workers."""
+
+    master: bool  # a parent process that only manages the workers
+    workers: int  # processes that serve requests
+
+    @property
+    def processes(self) -> int:
+        """Processes of the tree, helpers (HELPER_MARKERS) left out."""
+        return self.workers + int(self.master)
+
+
+def process_layout(target: Target) -> ProcessLayout:
+    """How many processes ``target`` runs, and whether one of them is a master."""
+    kind = SERVER_LAYOUTS.get(target.server, "master-if-several")
+    if kind == "single":
+        return ProcessLayout(master=False, workers=1)
+    if kind == "master-if-several" and target.workers == 1:
+        return ProcessLayout(master=False, workers=1)
+    return ProcessLayout(master=True, workers=target.workers)
+
+
+def expected_processes(target: Target) -> int:
+    """How many processes (helpers left out) the target's server runs once it is ready."""
+    return process_layout(target).processes
+
+
+def _is_helper(proc: psutil.Process) -> bool:
+    try:
+        line = " ".join(proc.cmdline())
+    except psutil.Error:
+        return False
+    return any(marker in line for marker in HELPER_MARKERS)
+
+
+def worker_processes(root_pid: int, layout: ProcessLayout) -> list[psutil.Process]:
+    """The processes of a server tree that serve requests, oldest first ([]: root gone).
+
+    For a server with a master these are the master's children but helpers; otherwise
+    the root process itself.
+    """
+    try:
+        root = psutil.Process(root_pid)
+        if not layout.master:
+            return [root]
+        children = root.children()
+    except psutil.NoSuchProcess:
+        return []
+    return [child for child in children if not _is_helper(child)]
+
+
+def tree_rss(root_pid: int) -> dict[int, int]:
+    """Resident bytes of every process in the tree rooted at ``root_pid``, by pid."""
+    try:
+        root = psutil.Process(root_pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return {}
+    sizes = {}
+    for proc in tree:
+        try:
+            sizes[proc.pid] = proc.memory_info().rss
+        except psutil.Error:
+            continue
+    return sizes
+
+
+def rss_change(before: dict[int, int], after: dict[int, int]) -> float | None:
+    """The largest relative RSS change between two samples of a tree: of any process, or of
+    the total; None when the tree's processes changed (not comparable)."""
+    if not before or set(before) != set(after):
+        return None
+    changes = [abs(after[pid] - size) / max(size, 1) for pid, size in before.items()]
+    total_before, total_after = sum(before.values()), sum(after.values())
+    changes.append(abs(total_after - total_before) / max(total_before, 1))
+    return max(changes)
+
+
+def wait_settled(
+    proc: subprocess.Popen[bytes], target: Target, log_path: Path, deadline: float
+) -> float:
+    """After the first answer: wait until the tree holds every worker of the target and its
+    memory has settled (no process's RSS, nor the total, changes by SETTLE_TOLERANCE or more
+    over SETTLE_INTERVAL_S); return seconds waited. ``deadline`` is a ``time.monotonic()``."""
+    started = time.monotonic()
+    layout = process_layout(target)
+    state = "no sample yet"
+    previous: dict[int, int] = {}
+    while True:
+        if proc.poll() is not None:
+            raise ServerError(
+                f"target {target.name} exited with status {proc.returncode} while its workers "
+                f"started; see its log {log_path}{_log_tail(log_path)}"
+            )
+        workers = worker_processes(proc.pid, layout)
+        if len(workers) < layout.workers:
+            state = f"{len(workers)} of its {layout.workers} workers running"
+            previous = {}
+        else:
+            sizes = tree_rss(proc.pid)
+            change = rss_change(previous, sizes)
+            if change is not None and change < SETTLE_TOLERANCE:
+                return time.monotonic() - started
+            previous = sizes
+            if change is not None:
+                state = (
+                    f"all {layout.workers} workers running, but its memory still changed "
+                    f"{change:.1%} in {SETTLE_INTERVAL_S:g} s"
+                )
+        if time.monotonic() + SETTLE_INTERVAL_S > deadline:
+            raise ServerError(
+                f"target {target.name} answered /health but was not fully up within "
+                f"{READY_TIMEOUT_S:.0f} s ({state}); see its log {log_path}{_log_tail(log_path)}"
+            )
+        time.sleep(SETTLE_INTERVAL_S if len(workers) >= layout.workers else READY_POLL_S)
+
+
 def _log_tail(log_path: Path, lines: int = 5) -> str:
     try:
         tail = log_path.read_text(errors="replace").strip().splitlines()[-lines:]
@@ -168,6 +314,14 @@ class RunningServer:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def workers(self) -> list[psutil.Process]:
+        """The processes serving requests (the target's workers), oldest first."""
+        return worker_processes(self.pid, process_layout(self.target))
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -192,6 +346,9 @@ def serve(
 ) -> Iterator[RunningServer]:
     """Start target on a free port, wait until ready, and always stop it afterwards.
 
+    Ready: ``/health`` answers 200, every worker the target declares runs and the tree's
+    memory has settled (``wait_settled``), all within READY_TIMEOUT_S of the start.
+
     With ``background_stop`` a server whose block ended normally is stopped in the
     background (``wait_stopped`` waits for it); on an exception it is stopped at once.
     """
@@ -203,7 +360,9 @@ def serve(
             proc = start_process(target.command(host, port), log_path, cpus)
             server = RunningServer(target, proc, f"http://{host}:{port}", log_path)
             try:
+                deadline = time.monotonic() + READY_TIMEOUT_S
                 wait_ready(server.url, proc, log_path, target.name)
+                wait_settled(proc, target, log_path, deadline)
                 break
             except ServerError:
                 server.stop()

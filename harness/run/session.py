@@ -236,7 +236,7 @@ def options_from_manifest(manifest: Manifest, run_dir: Path) -> RunOptions:
 
 
 def record_from_manifest(entry: dict[str, Any]) -> CellRecord:
-    cell = Cell(**{f.name: entry[f.name] for f in fields(Cell)})
+    cell = Cell(**{f.name: entry[f.name] for f in fields(Cell) if f.name in entry})
     return CellRecord(
         cell,
         status=entry.get("status", schema.STATUS_PENDING),

@@ -96,7 +96,10 @@ class VerifyResult:
     target: str
     passed: bool
     problems: list[str] = field(default_factory=list)
-    io_ms: float | None = None  # median wall time of /io?ms=50, one request at a time
+    io_ms: float | None = None  # median wall time of /io?ms=50 beyond that of /io?ms=0
+    # median wall time of /io?ms=0, one request at a time: the round trip and the framework's
+    # own cost of a request that does not wait (connection set-up included)
+    io_overhead_ms: float | None = None
     io_expected_ms: float = IO_EXPECTED_MS
     checked: int = 0  # requests of REQUESTS answered
 
@@ -123,16 +126,17 @@ def _send(url: str, request: Request) -> tuple[int, str, bytes]:
         conn.close()
 
 
-def check_server(url: str) -> tuple[list[Answer], float]:
-    """Send every request of REQUESTS, then time /io?ms=50 one at a time.
+def check_server(url: str) -> tuple[list[Answer], float, float]:
+    """Send every request of REQUESTS, then time /io?ms=50 and /io?ms=0 one at a time.
 
-    Returns the answers and the wait /io?ms=50 adds, in ms: the median wall time of
-    /io?ms=50 minus that of /io?ms=0, so connection set-up and framework overhead (and a
-    busy machine) do not count against the route's own latency.
+    Returns the answers, the wait /io?ms=50 adds and the overhead, in ms. The overhead is the
+    median wall time of /io?ms=0 (round trip, connection set-up and framework cost of a
+    request that does not wait); the wait is the median wall time of /io?ms=50 minus it, so
+    that overhead (and a busy machine) does not count against the route's own latency.
     """
     answers = [(label(r), *_send(url, r)) for r in REQUESTS]
-    waits = [_median_ms(url, IO_PATH), _median_ms(url, IO_BASELINE_PATH)]
-    return answers, waits[0] - waits[1]
+    waited, overhead = _median_ms(url, IO_PATH), _median_ms(url, IO_BASELINE_PATH)
+    return answers, waited - overhead, overhead
 
 
 def _median_ms(url: str, path: str) -> float:
@@ -222,7 +226,8 @@ def verify_targets(
             with serve(target, log, server_cpus, background_stop=True) as server:
                 wait_stopped()  # the previous target is gone before this one is timed
                 try:
-                    answers[target.name], result.io_ms = check_server(server.url)
+                    answered, result.io_ms, result.io_overhead_ms = check_server(server.url)
+                    answers[target.name] = answered
                 except CheckError as exc:
                     result.problems.append(f"{exc}; see its log {server.log_path}")
         except (ServerError, OSError) as exc:  # OSError: the server could not be launched
@@ -249,9 +254,15 @@ def format_results(results: dict[str, VerifyResult]) -> str:
     for name, result in results.items():
         verdict = "PASS" if result.passed else "FAIL"
         io = "not measured" if result.io_ms is None else f"waits {result.io_ms:.1f} ms"
+        overhead = (
+            ""
+            if result.io_overhead_ms is None
+            else f"  ({IO_BASELINE_PATH} takes {result.io_overhead_ms:.1f} ms)"
+        )
         lines.append(
             f"{verdict}  {name:<{width}}  {IO_PATH} {io} "
             f"(expected {result.io_expected_ms:.0f})  {result.checked}/{len(REQUESTS)} requests"
+            f"{overhead}"
         )
         for problem in result.problems:
             first, *rest = problem.splitlines() or [""]

@@ -1,0 +1,245 @@
+"""Every ceiling on a cell's throughput, from what was measured in that cell, and which one held.
+
+A cell's throughput is capped by several things at once; the lowest cap is its bound and
+names its *limiter* (``LIMITERS``):
+
+- ``users``: closed load, U users without think time send at most U / S requests/s, where S is
+  the scenario's service time plus the per-request overhead the verify gate measured on
+  ``/io?ms=0`` for that target; without a service time (CPU-bound routes), S is the server's
+  plus the generator's CPU time per request, measured in the cell (one after the other);
+- ``rate``: open load offers ``rate`` requests/s, no more;
+- ``slots``: a server holding K requests at once serves at most K / S (Little's law); when
+  work goes on after the response (the scenario's ``slot_time_ms``), S is that hold time;
+- ``balance``: with keep-alive a connection stays on the worker that accepted it, so a
+  threaded server whose workers hold c_i connections with T threads each runs at most
+  sum(min(c_i, T)) requests at once: those effective slots / S;
+- ``server_cpu``: the server's CPU budget (cores it may use x 100%) divided by the server CPU
+  per request measured in the cell: rps x budget / CPU%;
+- ``generator``: the same for the load generator (one locust process: one core);
+- ``connections``: SSE/WebSocket cells deliver at most (messages per held connection per s) x
+  (connections requested); their ``slots`` and ``balance`` ceilings are that rate times the
+  slots (effective slots) instead, since each held connection takes a slot for its lifetime.
+
+Efficiency is rps / bound (open load: rps / offered rate, did it keep up). When efficiency is
+below ``EXPLAINED`` and the limiter is not a resource that was busy (a CPU at or above
+``CPU_BUSY`` of its budget), no ceiling explains the loss and the limiter is ``unexplained``.
+Pure: it reads no file; ``harness.results.summary`` gathers the inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness.format import fmt_exact, fmt_pct_brief
+
+LIMITERS = (
+    "users",
+    "rate",
+    "slots",
+    "balance",
+    "server_cpu",
+    "generator",
+    "connections",
+    "unexplained",
+)
+EXPLAINED = 0.9  # efficiency at or above this: the lowest ceiling explains the cell
+CPU_BUSY = 0.8  # a CPU this busy (share of its budget) explains being below its ceiling
+GENERATOR_BUDGET_PCT = 100.0  # one locust process runs on one core at most
+CPU_RESOURCES = ("server_cpu", "generator")
+
+
+@dataclass(frozen=True)
+class CellLoad:
+    """What the roofline needs from one cell (None where it was not measured)."""
+
+    load_model: str = "closed"
+    users: float | None = None
+    rate: float | None = None
+    rps: float | None = None
+    service_time_ms: float | None = None
+    overhead_ms: float | None = None  # the target's /io?ms=0 time (verify gate)
+    slot_time_ms: float | None = None  # how long a request holds a slot, when it is not S
+    slots: float | None = None
+    threads: float | None = None  # per worker, for the balance ceiling
+    # established connections per server process, one list per sample in the window
+    connection_samples: list[list[int]] | None = None
+    server_cpu_pct: float | None = None
+    server_budget_pct: float | None = None
+    generator_cpu_pct: float | None = None
+    generator_budget_pct: float = GENERATOR_BUDGET_PCT
+    protocol: str = "http"
+    connections_requested: float | None = None
+    connections_held: float | None = None
+
+
+@dataclass(frozen=True)
+class Roofline:
+    ceilings: dict[str, float] = field(default_factory=dict)
+    bound_rps: float | None = None
+    limiter: str | None = None  # the lowest ceiling, or "unexplained"
+    lowest: str | None = None  # the lowest ceiling's name, even when it does not explain
+    efficiency: float | None = None
+    effective_slots: float | None = None
+
+    def ceilings_text(self) -> str | None:
+        """``slots 78; users 3,883; server_cpu 3,252`` (lowest first), or None."""
+        if not self.ceilings:
+            return None
+        ordered = sorted(self.ceilings.items(), key=lambda item: item[1])
+        return "; ".join(f"{name} {fmt_exact(value)}" for name, value in ordered)
+
+
+def _positive(value: float | None) -> float | None:
+    return value if value is not None and value > 0 else None
+
+
+def effective_slots(samples: list[list[int]] | None, threads: float | None) -> float | None:
+    """Requests a threaded server could run at once given how its connections were spread:
+    sum over workers of min(connections, threads), averaged over the window's samples."""
+    if not samples or not _positive(threads):
+        return None
+    assert threads is not None
+    return sum(sum(min(c, threads) for c in sample) for sample in samples) / len(samples)
+
+
+def ceilings(cell: CellLoad) -> tuple[dict[str, float], float | None]:
+    """Every ceiling that applies to the cell (requests/s), and its effective slots if known."""
+    found: dict[str, float] = {}
+    overhead_s = (cell.overhead_ms or 0.0) / 1000
+    service_ms, slot_ms = _positive(cell.service_time_ms), _positive(cell.slot_time_ms)
+    service_s = None if service_ms is None else service_ms / 1000 + overhead_s
+    # How long a request holds a slot: its service time, unless work continues after the
+    # response (then the client waits less than the slot is held).
+    hold_s = service_s if slot_ms is None else slot_ms / 1000 + overhead_s
+    users, rate, slots = _positive(cell.users), _positive(cell.rate), _positive(cell.slots)
+    rps = _positive(cell.rps)
+    long_lived = cell.protocol != "http"
+    held = _positive(cell.connections_held)
+    if cell.load_model == "open" and rate is not None:
+        found["rate"] = rate
+    if long_lived:
+        requested = _positive(cell.connections_requested)
+        if rps is not None and held is not None:
+            per_connection = rps / held
+            if requested is not None:
+                found["connections"] = per_connection * requested
+            if slots is not None:
+                found["slots"] = per_connection * slots
+    else:
+        if slots is not None and hold_s is not None:
+            found["slots"] = slots / hold_s
+        if cell.load_model == "closed" and users is not None:
+            if service_s is not None:
+                found["users"] = users / service_s
+            elif rps is not None:
+                # No wait to speak of: each request needs the server's CPU, then the
+                # generator's, one after the other: U users complete at most U / (D_s + D_g).
+                demands = [
+                    used / 100.0 / rps
+                    for used in (cell.server_cpu_pct, cell.generator_cpu_pct)
+                    if used is not None and used > 0
+                ]
+                if len(demands) == 2:
+                    found["users"] = users / sum(demands)
+    balanced = effective_slots(cell.connection_samples, cell.threads)
+    if balanced is not None and (slots is None or balanced < slots):
+        if long_lived and rps is not None and held is not None:
+            found["balance"] = rps / held * max(balanced, 1.0)
+        elif not long_lived and hold_s is not None:
+            found["balance"] = max(balanced, 1.0) / hold_s
+    if rps is not None:
+        for name, used, budget in (
+            ("server_cpu", cell.server_cpu_pct, cell.server_budget_pct),
+            ("generator", cell.generator_cpu_pct, cell.generator_budget_pct),
+        ):
+            if _positive(used) is not None and _positive(budget) is not None:
+                assert used is not None and budget is not None
+                found[name] = rps * budget / used
+    return found, balanced
+
+
+def utilization(cell: CellLoad, resource: str) -> float | None:
+    """Share of its budget a CPU resource used in the cell."""
+    used, budget = {
+        "server_cpu": (cell.server_cpu_pct, cell.server_budget_pct),
+        "generator": (cell.generator_cpu_pct, cell.generator_budget_pct),
+    }.get(resource, (None, None))
+    if used is None or not budget:
+        return None
+    return used / budget
+
+
+def roofline(cell: CellLoad) -> Roofline:
+    """The cell's ceilings, bound, limiter and efficiency (see the module docstring)."""
+    found, balanced = ceilings(cell)
+    if not found:
+        return Roofline(effective_slots=balanced)
+    lowest = min(found, key=lambda name: found[name])
+    bound = found[lowest]
+    rps = cell.rps
+    if rps is None:
+        return Roofline(found, bound, None, lowest, None, balanced)
+    efficiency = rps / bound
+    explained = efficiency >= EXPLAINED
+    if not explained and lowest in CPU_RESOURCES:
+        busy = utilization(cell, lowest)
+        explained = busy is not None and busy >= CPU_BUSY
+    if cell.load_model == "open" and cell.rate:
+        efficiency = rps / cell.rate  # open load: did it keep up with what was offered
+    return Roofline(
+        found, bound, lowest if explained else "unexplained", lowest, efficiency, balanced
+    )
+
+
+def limiter_text(
+    limiter: str | None, lowest: str | None, cell: CellLoad, efficiency: float | None
+) -> str:
+    """The limiter in words: "server CPU: 98% of its core" (read after "limited by")."""
+    if limiter is None:
+        return "no ceiling known"
+    if limiter == "unexplained":
+        named = f"its lowest ceiling is {_NAMES.get(lowest or '', lowest)}, " if lowest else ""
+        return f"unexplained: {named}and no resource measured was busy"
+    text = _NAMES.get(limiter, limiter)
+    busy = utilization(cell, limiter)
+    if busy is not None:
+        budget = (
+            cell.server_budget_pct if limiter == "server_cpu" else cell.generator_budget_pct
+        ) or 100.0
+        cores = budget / 100.0
+        unit = "its core" if cores == 1 else f"its {cores:g} cores"
+        # Samples half a second apart can add up to a little over the budget: say "100%".
+        return f"{text}: {fmt_pct_brief(min(busy, 1.0))} of {unit}"
+    service = service_ms(cell, cell.service_time_ms)
+    per = "" if service is None else f" / {service:g} ms"
+    if limiter == "users" and cell.users and per:
+        return f"{text}: {cell.users:g}{per}"
+    if limiter == "slots" and cell.slots and cell.protocol == "http":
+        hold = service_ms(cell, cell.slot_time_ms or cell.service_time_ms)
+        return f"{text}: {cell.slots:g} / {hold:g} ms" if hold else text
+    if limiter == "balance" and cell.slots:
+        usable = effective_slots(cell.connection_samples, cell.threads)
+        held = f"{usable:.3g} of {cell.slots:g} slots usable" if usable is not None else ""
+        hold = service_ms(cell, cell.slot_time_ms or cell.service_time_ms)
+        per = f" / {hold:g} ms" if hold and cell.protocol == "http" else ""
+        return f"{text}: {held}{per}"
+    return text
+
+
+def service_ms(cell: CellLoad, base_ms: float | None) -> float | None:
+    """A time of the Little's-law ceilings (service or slot time) plus the target's overhead,
+    rounded for text."""
+    if base_ms is None or base_ms <= 0:
+        return None
+    return round(base_ms + (cell.overhead_ms or 0.0), 1)
+
+
+_NAMES = {
+    "users": "the users",
+    "rate": "the offered rate",
+    "slots": "the server's slots",
+    "balance": "connection balance across workers",
+    "server_cpu": "server CPU",
+    "generator": "the load generator's CPU",
+    "connections": "the connections requested",
+}
