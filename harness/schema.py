@@ -100,7 +100,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "lateness_p99_ms",
     "in_flight_at_end",  # open load: launched, not finished when the window closed
     "offered",  # open load: arrivals whose intended start fell inside the window
-    "latency_rise_ms",  # per-second mean latency's rise through the window (linear fit)
+    "latency_rise_ms",  # per-second mean latency: median of the last third - of the first third
     "steal_pct",  # CPU steal during the window, % of one core summed over CPUs
     "other_cpu_pct",  # CPU of processes other than server, generator, harness (% of a core)
 )

@@ -83,6 +83,8 @@ def limit_text(row: pd.Series) -> str:
     efficiency = fmt(row["efficiency"], 2)
     if row["load_model"] == "open" and not missing(row["rate"]):
         text = f"{efficiency} of the offered rate"
+        if has_flag(row.get("flags"), OVERLOADED):
+            text = f"did not keep up: {text}"
     else:
         text = f"{efficiency} of its bound of {fmt_exact(row['bound_rps'])} rps"
     limiter, limited_by = row.get("limiter"), row.get("limited_by")
@@ -97,7 +99,7 @@ def _medians(rows: pd.DataFrame, x: str) -> pd.DataFrame:
     grouped = rows.groupby(["target", x], as_index=False)
     medians = grouped[figures].median()
     descriptive = ["load_model", "users", "rate", "slots", "service_time_ms", "limiter"]
-    first = grouped[[*descriptive, "limited_by"]].first()
+    first = grouped[[*descriptive, "limited_by", "flags"]].first()
     return medians.merge(first, on=["target", x])
 
 
@@ -148,7 +150,9 @@ def headline(results: Results, scenario: str, load_model: str = "closed") -> lis
         sentence += ", " + "; ".join(comparisons)
     lines = [sentence + "."]
     if not missing(best["bound_rps"]):
-        lines.append(f"{best['target']} reached {limit_text(best)}.")
+        text = limit_text(best)
+        verb = "" if text.startswith("did not") else "reached "
+        lines.append(f"{best['target']} {verb}{text}.")
     p99 = ", ".join(_p99_text(r) for _, r in at.iterrows())
     lines.append(f"p99 latency there: {p99}.")
     absent = sorted(set(rows["target"].dropna()) - set(at["target"]))

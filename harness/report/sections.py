@@ -143,7 +143,8 @@ def measurement_section(results: Results) -> list[str]:
         f"more than {UNSTABLE_CV:.0%} (CV = stdev / mean) is marked unstable.",
         f"- **Load flags:** an open-load cell whose completions fell more than "
         f"{SHORTFALL_LIMIT:.0%} short of the arrivals offered in its window, or whose latency "
-        f"climbed through the window (a linear fit of the per-second mean rising by more than "
+        f"climbed through the window (the per-second mean latency of its last third of seconds "
+        f"above that of its first third by more than "
         f"{RISE_SHARE:.0%} of the mean and {RISE_MIN_MS:g} ms), is *overloaded*: it did not keep "
         "up, and its percentiles measure how long it ran. A closed-load cell whose latency "
         "climbed the same way is *unsettled*: its queue had not reached steady state, so its "

@@ -19,6 +19,7 @@ columns.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,27 +43,25 @@ OVERLOADED, UNSETTLED, NOISY = "overloaded", "unsettled", "noisy"
 
 
 def latency_rise_ms(per_second: Sequence[Sequence[Any]], duration_s: float | None) -> float | None:
-    """How far the per-second mean latency climbed through the window, in ms (linear fit).
+    """How far the per-second mean latency climbed through the window, in ms: the median of
+    its last third of seconds minus the median of its first third.
 
-    ``per_second`` rows are ``[second, ok, failed, mean_ms]`` (latency.json); the fit weighs
-    each second by its completions. None with fewer than ``RISE_MIN_SECONDS`` usable seconds.
+    ``per_second`` rows are ``[second, ok, failed, mean_ms]`` (latency.json). Medians of thirds
+    rather than a fitted line, so a stall in the middle of the window (injected or not) does
+    not read as a climb, while a queue that grows the whole time does. None with fewer than
+    ``RISE_MIN_SECONDS`` seconds that completed anything. ``duration_s`` is unused (kept for
+    callers that pass the window).
     """
-    points = [
-        (float(row[0]), float(row[3]), float(row[1]))
-        for row in per_second
+    del duration_s
+    means = [
+        float(row[3])
+        for row in sorted(per_second, key=lambda r: float(r[0]))
         if len(row) >= 4 and row[3] is not None and row[1]
     ]
-    if len(points) < RISE_MIN_SECONDS:
+    if len(means) < RISE_MIN_SECONDS:
         return None
-    weight = sum(w for _, _, w in points)
-    mean_x = sum(x * w for x, _, w in points) / weight
-    mean_y = sum(y * w for _, y, w in points) / weight
-    spread = sum(w * (x - mean_x) ** 2 for x, _, w in points)
-    if spread <= 0:
-        return None
-    slope = sum(w * (x - mean_x) * (y - mean_y) for x, y, w in points) / spread
-    span = duration_s if duration_s else (points[-1][0] - points[0][0] + 1)
-    return slope * span
+    third = max(1, len(means) // 3)
+    return statistics.median(means[-third:]) - statistics.median(means[:third])
 
 
 def rising(row: dict[str, Any]) -> bool:
