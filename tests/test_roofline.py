@@ -32,6 +32,17 @@ def test_balance_explains_an_unevenly_spread_threaded_server() -> None:
     assert "connection balance" in limiter_text(line.limiter, line.lowest, cell, line.efficiency)
 
 
+def test_every_connection_with_a_thread_is_the_users_limit_not_balance() -> None:
+    # 10 users on 4 x 8 threads, 3/3/2/2 connections: every connection has a thread.
+    cell = CellLoad(users=10, rps=190, slot_time_ms=50, slots=32, threads=8,
+                    connection_samples=[[3, 3, 2, 2]], server_cpu_pct=12,
+                    server_budget_pct=100, generator_cpu_pct=6)  # fmt: skip
+    line = roofline(cell)
+    assert "balance" not in line.ceilings
+    assert line.limiter == "users"
+    assert line.bound_rps == pytest.approx(10 / 0.05)
+
+
 def test_effective_slots_average_over_samples() -> None:
     assert effective_slots([[10, 0], [4, 4]], 8) == pytest.approx((8 + 8) / 2)
     assert effective_slots(None, 8) is None
@@ -62,8 +73,9 @@ def test_a_loss_no_ceiling_accounts_for_is_unexplained() -> None:
     line = roofline(cell)
     assert line.lowest == "slots"
     assert line.limiter == "unexplained"
-    assert "no resource measured was busy" in limiter_text(
-        line.limiter, line.lowest, cell, line.efficiency
+    assert limiter_text(line.limiter, line.lowest, cell, line.efficiency) == (
+        "unexplained: below its lowest ceiling (the server's slots); server CPU 20%, "
+        "generator CPU 15%: none saturated"
     )
 
 

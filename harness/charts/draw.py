@@ -61,7 +61,9 @@ def _throughput_chart(
     common.mark_cells(ax, rows, axis.column, "rps", colours)
     common.style_load_axis(ax, rows[axis.column], axis.label, "throughput (requests/s)")
     ax.set_ylim(bottom=0)
-    bound = Line2D([], [], color="grey", linestyle="--", label="Little's-law bound (same colour)")
+    bound = Line2D(
+        [], [], color="grey", linestyle="--", label="bound: lowest ceiling (same colour)"
+    )
     common.legend(ax, rows, colours, [bound])
     what = f"throughput (requests/s) vs {axis.label.split(' (')[0]}"
     ax.set_title(common.title(results, scenario, what), fontsize=common.TITLE_SIZE)

@@ -14,7 +14,7 @@ from harness.results.rows import LOAD_AXES
 # Per scenario and load model, in report order: chart name -> the question it answers.
 CAPTIONS: dict[str, str] = {
     "throughput": "How many requests per second did each stack serve as load grew, and how "
-    "close did it come to its Little's-law bound (dashed)?",
+    "close did it come to its bound, the lowest ceiling of its roofline (dashed)?",
     "latency": "How long did requests take as load grew: median (p50), p99 and p99.9?",
     "knee": "How much throughput does each stack give before its p99 latency takes off "
     "(the knee of the curve)?",

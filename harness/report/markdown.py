@@ -70,7 +70,7 @@ HOW_TO_READ = (
 
 
 # ASGI/WSGI throughput ratios inside this range count as "the same"; a stack at or above
-# KEPT_UP of its Little's-law bound did all the load allowed.
+# KEPT_UP of its bound (the lowest ceiling) did all the load allowed.
 PARITY = (0.8, 1.25)
 KEPT_UP = 0.9
 LOAD_LIMITERS = ("users", "rate", "connections")  # the load, not the stack, set these cells

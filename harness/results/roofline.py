@@ -6,7 +6,9 @@ names its *limiter* (``LIMITERS``):
 - ``users``: closed load, U users without think time send at most U / S requests/s, where S is
   the scenario's service time plus the per-request overhead the verify gate measured on
   ``/io?ms=0`` for that target; without a service time (CPU-bound routes), S is the server's
-  plus the generator's CPU time per request, measured in the cell (one after the other);
+  plus the generator's CPU time per request, measured in the cell (one after the other: an
+  estimate, as a little of the two overlaps, so efficiency can read slightly above 1); on a
+  threaded server every connection of which had a thread, the users' connections / S;
 - ``rate``: open load offers ``rate`` requests/s, no more;
 - ``slots``: a server holding K requests at once serves at most K / S (Little's law); when
   work goes on after the response (the scenario's ``slot_time_ms``), S is that hold time;
@@ -93,6 +95,13 @@ def _positive(value: float | None) -> float | None:
     return value if value is not None and value > 0 else None
 
 
+def held_connections(samples: list[list[int]] | None) -> float | None:
+    """Connections the server's processes held, averaged over the window's samples."""
+    if not samples:
+        return None
+    return sum(sum(sample) for sample in samples) / len(samples)
+
+
 def effective_slots(samples: list[list[int]] | None, threads: float | None) -> float | None:
     """Requests a threaded server could run at once given how its connections were spread:
     sum over workers of min(connections, threads), averaged over the window's samples."""
@@ -142,11 +151,21 @@ def ceilings(cell: CellLoad) -> tuple[dict[str, float], float | None]:
                 if len(demands) == 2:
                     found["users"] = users / sum(demands)
     balanced = effective_slots(cell.connection_samples, cell.threads)
-    if balanced is not None and (slots is None or balanced < slots):
-        if long_lived and rps is not None and held is not None:
+    connections = held_connections(cell.connection_samples)
+    if balanced is not None and connections is not None and (slots is None or balanced < slots):
+        # A threaded server runs at most its usable slots at once. When every connection had
+        # a thread, that is the users' own limit (each user holds one connection: with work
+        # after the response, a user waits for its thread too); when some waited for a
+        # thread of a busy worker while others sat idle, it is the connections' balance.
+        uneven = balanced < connections - 0.5
+        if long_lived and rps is not None and held is not None and uneven:
             found["balance"] = rps / held * max(balanced, 1.0)
         elif not long_lived and hold_s is not None:
-            found["balance"] = max(balanced, 1.0) / hold_s
+            ceiling = max(balanced, 1.0) / hold_s
+            if uneven:
+                found["balance"] = ceiling
+            elif cell.load_model == "closed":
+                found["users"] = min(found.get("users", ceiling), ceiling)
     if rps is not None:
         for name, used, budget in (
             ("server_cpu", cell.server_cpu_pct, cell.server_budget_pct),
@@ -198,8 +217,17 @@ def limiter_text(
     if limiter is None:
         return "no ceiling known"
     if limiter == "unexplained":
-        named = f"its lowest ceiling is {_NAMES.get(lowest or '', lowest)}, " if lowest else ""
-        return f"unexplained: {named}and no resource measured was busy"
+        named = f"below its lowest ceiling ({_NAMES.get(lowest or '', lowest)})" if lowest else ""
+        shares = [
+            f"{label} {fmt_pct_brief(share)}"
+            for label, share in (
+                ("server CPU", utilization(cell, "server_cpu")),
+                ("generator CPU", utilization(cell, "generator")),
+            )
+            if share is not None
+        ]
+        measured = f"; {', '.join(shares)}: none saturated" if shares else ""
+        return f"unexplained: {named}{measured}"
     text = _NAMES.get(limiter, limiter)
     busy = utilization(cell, limiter)
     if busy is not None:
@@ -214,16 +242,26 @@ def limiter_text(
     per = "" if service is None else f" / {service:g} ms"
     if limiter == "users" and cell.users and per:
         return f"{text}: {cell.users:g}{per}"
-    if limiter == "slots" and cell.slots and cell.protocol == "http":
+    if limiter == "slots" and cell.slots and cell.protocol != "http":
+        return f"{text}: {cell.slots:g} connections at once"
+    if limiter == "slots" and cell.slots:
         hold = service_ms(cell, cell.slot_time_ms or cell.service_time_ms)
         return f"{text}: {cell.slots:g} / {hold:g} ms" if hold else text
     if limiter == "balance" and cell.slots:
         usable = effective_slots(cell.connection_samples, cell.threads)
-        held = f"{usable:.3g} of {cell.slots:g} slots usable" if usable is not None else ""
+        spread = _spread_text(cell.connection_samples)
+        held = f"{usable:.3g} of {cell.slots:g} slots usable{spread}" if usable is not None else ""
         hold = service_ms(cell, cell.slot_time_ms or cell.service_time_ms)
         per = f" / {hold:g} ms" if hold and cell.protocol == "http" else ""
         return f"{text}: {held}{per}"
     return text
+
+
+def _spread_text(samples: list[list[int]] | None) -> str:
+    """ " (connections per worker 3/17/2/28)", from the window's last sample."""
+    if not samples:
+        return ""
+    return " (connections per worker " + "/".join(str(c) for c in samples[-1]) + ")"
 
 
 def service_ms(cell: CellLoad, base_ms: float | None) -> float | None:
