@@ -19,7 +19,7 @@ from harness.run import runner as runner_module
 from harness.run.cpus import Pinning
 from harness.run.plan import RunOptions, build_plan
 from harness.run.profiles import Profile
-from harness.run.runner import CellSettings, Runner, plan_sweeps, run_order
+from harness.run.runner import CellSettings, Runner, chained_sweeps, plan_sweeps, run_order
 from harness.run.scenarios import Scenario
 from harness.schema import STATUS_OK, CellRecord, Manifest
 from targets.registry import TARGETS
@@ -84,6 +84,19 @@ def test_rounds_cover_every_scenario_load_model_and_level_before_the_next_trial(
         "a__flask-gunicorn-sync__u5__t1", "a__flask-gunicorn-sync__u10__t1",
         "a__fastapi-uvicorn__r100__t1", "a__flask-gunicorn-sync__r100__t1",
     ]  # fmt: skip
+
+
+def test_one_locust_process_runs_consecutive_sweeps_of_a_scenario() -> None:
+    one = plan_sweeps(records_for({"io": scenario("io")}, trials=3))
+    assert chained_sweeps(list(one)) == [[(1, "io", "closed"), (2, "io", "closed"),
+                                          (3, "io", "closed")]]  # fmt: skip
+    two = plan_sweeps(records_for({"a": scenario("a"), "b": scenario("b")}, trials=2))
+    assert chained_sweeps(list(two)) == [
+        [(1, "a", "closed")],
+        [(1, "b", "closed")],
+        [(2, "a", "closed")],
+        [(2, "b", "closed")],
+    ]
 
 
 def test_only_pending_cells_are_planned() -> None:

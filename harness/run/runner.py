@@ -219,15 +219,19 @@ class Runner:
         self.started = time.monotonic()  # the ETA counts cells only, not verify/calibration
         self.manifest.setdefault("order", [])
         self.save()
-        for (trial, scenario_name, load_model), by_target in sweeps.items():
+        for chain in chained_sweeps(list(sweeps)):
+            _, scenario_name, load_model = chain[0]
             scenario = self.scenarios[scenario_name]
             locustfile = stage_scenario(scenario, self.run_dir)
             classes = scenario.user_classes if load_model == "closed" else (OPEN_USER_CLASS,)
-            queue = [r for group in by_target.values() for r in group]
+            # One locust process for consecutive sweeps of one scenario and load model (the
+            # trials of a one-scenario run); servers stay one per trial and target.
+            queue = [r for key in chain for group in sweeps[key].values() for r in group]
             try:
-                for target_name, group in by_target.items():
-                    self.run_group(scenario, self.targets[target_name], group, queue, locustfile,
-                                   classes, trial)  # fmt: skip
+                for key in chain:
+                    for target_name, group in sweeps[key].items():
+                        self.run_group(scenario, self.targets[target_name], group, queue,
+                                       locustfile, classes, key[0])  # fmt: skip
             finally:
                 if self.generator is not None:  # done with its plan, it is exiting by itself
                     stop_in_background(self.generator.proc)
@@ -373,6 +377,18 @@ def plan_sweeps(records: list[CellRecord]) -> dict[SweepKey, dict[str, list[Cell
         by_target = sweeps.setdefault((cell.trial, cell.scenario, cell.load_model), {})
         by_target.setdefault(cell.target, []).append(record)
     return sweeps
+
+
+def chained_sweeps(keys: list[SweepKey]) -> list[list[SweepKey]]:
+    """Consecutive sweep keys of the same scenario and load model, together: one locust
+    process runs each chain."""
+    chains: list[list[SweepKey]] = []
+    for key in keys:
+        if chains and chains[-1][-1][1:] == key[1:]:
+            chains[-1].append(key)
+        else:
+            chains.append([key])
+    return chains
 
 
 def run_order(records: list[CellRecord]) -> list[str]:
