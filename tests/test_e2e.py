@@ -89,7 +89,7 @@ def test_every_target_serves_io(tmp_path: Path) -> None:
     run_dir = tmp_path / "targets"
     done = harness(
         "run", "--scenarios", "io", "--targets", ",".join(TARGETS), "--users", "4",
-        "--duration", "1", "--warmup", "0.3", "--no-calibrate", "--no-verify",
+        "--duration", "0.6", "--warmup", "0.2", "--no-calibrate", "--no-verify",
         "--out", str(run_dir),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

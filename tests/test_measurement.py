@@ -123,6 +123,18 @@ def test_trials_verify_and_manifest_records(tmp_path: Path) -> None:
     assert manifest["options"]["trials"] == 3
     assert set(manifest["verify"]) == {"fastapi-uvicorn", "flask-gunicorn-sync"}
     assert all(v["passed"] for v in manifest["verify"].values())
+    # Trials run in rounds, each on a fresh server: trial 1 of both targets before trial 2.
+    targets = ("fastapi-uvicorn", "flask-gunicorn-sync")
+    expected = [f"io__{t}__u10__t{trial}" for trial in (1, 2, 3) for t in targets]
+    assert manifest["order"] == expected
+    started = {c["cell_id"]: c["started_at"] for c in manifest["cells"]}
+    assert [started[cid] for cid in expected] == sorted(started.values())
+    logs = {p.name for p in (run_dir / "raw").glob("server__io__*.log")}
+    assert logs == {f"server__io__{t}__t{trial}.log" for t in targets for trial in (1, 2, 3)}
+    for cell_id in expected:
+        rows = (run_dir / "raw" / cell_id / "resources.csv").read_text().splitlines()
+        assert rows[0] == "t,role,cpu_pct,rss_mb,procs,pss_mb,conns,steal_pct"
+        assert {"server", "generator", "harness"} <= {line.split(",")[1] for line in rows[1:]}
     table = summary(run_dir)
     assert len(table) == 6
     for _, group in table.groupby("target"):

@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -205,28 +202,3 @@ def test_connection_holding_users_get_a_fresh_server_every_cell(
     assert {log for _, log, _ in started} == {
         "server__io__fastapi-uvicorn.log", "server__io__flask-gunicorn-sync.log"
     }  # fmt: skip
-
-
-# --- a tiny real run ------------------------------------------------------------------------------
-
-
-@pytest.mark.e2e
-def test_a_real_run_records_its_order(tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
-    done = subprocess.run(
-        [sys.executable, "-m", "harness", "run", "--scenarios", "health",
-         "--targets", ",".join(TWO), "--users", "2", "--trials", "2", "--duration", "0.5",
-         "--warmup", "0", "--no-verify", "--no-calibrate", "--out", str(run_dir)],
-        cwd=PROJECT, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    expected = [f"health__{t}__u2__t{trial}" for trial in (1, 2) for t in TWO]
-    assert manifest["order"] == expected
-    started = {c["cell_id"]: c["started_at"] for c in manifest["cells"]}
-    assert [started[cid] for cid in expected] == sorted(started.values())
-    for cell_id in expected:
-        rows = (run_dir / "raw" / cell_id / "resources.csv").read_text().splitlines()
-        assert rows[0] == "t,role,cpu_pct,rss_mb,procs,pss_mb,conns,steal_pct"
-        roles = {line.split(",")[1] for line in rows[1:]}
-        assert {"server", "generator", "harness"} <= roles

@@ -25,9 +25,9 @@ from targets.registry import Target
 
 CALIBRATION_USERS = 64
 CALIBRATION_TARGETS = ("fastapi-uvicorn",)  # preferred: the fastest target on /health
-WARMUP_S = 1.0  # the first run's warm-up: locust and the server warm up once
-LATER_WARMUP_S = 0.5  # the following runs' (users start from zero again)
-DURATION_S = 2.0  # each run's measurement window (the median over runs steadies it)
+WARMUP_S = 0.5  # the first run's warm-up: locust and the server warm up once
+LATER_WARMUP_S = 0.3  # the following runs' (users start from zero again)
+DURATION_S = 1.5  # each run's measurement window (the median over runs steadies it)
 MIN_RUNS = 2
 MAX_RUNS = 5
 STABLE_WITHIN = 0.05  # the last two runs' rps within 5% of each other: stop

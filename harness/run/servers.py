@@ -34,7 +34,7 @@ HOST = "127.0.0.1"
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
 READY_POLL_S = 0.02
-SETTLE_INTERVAL_S = 0.2  # memory is compared between samples this far apart...
+SETTLE_INTERVAL_S = 0.1  # memory is compared between samples this far apart...
 SETTLE_TOLERANCE = 0.01  # ... and has settled when no process's RSS (nor the total) moved more
 
 
