@@ -29,7 +29,7 @@ WARMUP_S = 0.5  # the first run's warm-up: locust and the server warm up once
 LATER_WARMUP_S = 0.3  # the following runs' (users start from zero again)
 DURATION_S = 1.5  # each run's measurement window (the median over runs steadies it)
 MIN_RUNS = 2
-MAX_RUNS = 5
+MAX_RUNS = 4
 STABLE_WITHIN = 0.05  # the last two runs' rps within 5% of each other: stop
 
 
