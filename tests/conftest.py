@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -142,3 +143,14 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedRun]:
     yield SharedRun(run_dir, done)
     after = folder_state(run_dir) if run_dir.is_dir() else {}
     assert after == before, "a test wrote into the shared smoke run, which is read-only"
+
+
+@pytest.fixture
+def restore_signals() -> Iterator[None]:
+    """cli.main installs SIGINT/SIGTERM handlers when run in-process: put pytest's back."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)

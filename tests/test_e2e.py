@@ -83,6 +83,7 @@ def test_every_scenario_file_runs(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.solo
 def test_every_target_serves_io(tmp_path: Path) -> None:
     # Every target passing the verify gate: test_verify.py::test_real_targets_all_pass.
     run_dir = tmp_path / "targets"
@@ -98,11 +99,9 @@ def test_every_target_serves_io(tmp_path: Path) -> None:
         assert row["status"] == "ok", row
         assert int(row["failures"]) == 0, row
         # 4 users waiting 50 ms: every stack but the blocked event loop (1 slot) keeps up.
-        # It runs beside other tests (not solo): half the bound still tells 4 requests at
-        # once from 1 (the blocked loop's 20 rps, a broken thread setting).
         slots = TARGETS[row["target"]].slots
         bound = min(4, slots or 4) / 0.05
-        assert float(row["rps"]) > 0.5 * bound, row
+        assert float(row["rps"]) > 0.8 * bound, row
 
 
 @pytest.fixture
