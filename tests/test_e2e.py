@@ -51,6 +51,13 @@ def test_smoke_profile_writes_a_complete_results_folder(smoke_run: SharedRun) ->
     for row in rows:
         assert float(row["rps"]) > 0 and float(row["p50_ms"]) >= 50.0
         assert float(row["server_cpu_pct"]) > 0 and float(row["generator_cpu_pct"]) > 0
+        # Every ok cell has a roofline: a bound, an efficiency and what limited it.
+        assert float(row["bound_rps"]) > 0 and float(row["efficiency"]) > 0, row
+        assert row["limiter"] and row["limited_by"] and row["ceilings"], row
+        assert float(row["server_pss_mb"]) > 0 and float(row["overhead_ms"]) > 0, row
+    # 4 sync workers: the slots bind at both loads; one event loop keeps up with the users.
+    assert {by_key[("flask-gunicorn-sync", u)]["limiter"] for u in (10, 50)} == {"slots"}
+    assert by_key[("fastapi-uvicorn", 10)]["limiter"] == "users"
     # 50 users waiting 50 ms: one event loop holds them all, 4 sync workers hold 4.
     sync = float(by_key[("flask-gunicorn-sync", 50)]["rps"])
     asgi = float(by_key[("fastapi-uvicorn", 50)]["rps"])
