@@ -48,6 +48,7 @@ lint: $(STAMP)
 
 report: $(STAMP)
 	$(PY) -m harness report $(RUN)
+	$(PY) -m harness runs >/dev/null  # refresh results/index.html
 
 compare: $(STAMP)
 	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make compare A=results/<run> B=results/<run> [THRESHOLD=5]" >&2; exit 2; }

@@ -102,6 +102,11 @@ def build_parser() -> ArgumentParser:
 
     report = commands.add_parser("report", help="rebuild summary, charts and report of a run")
     report.add_argument("run_dir", help="a results folder, e.g. results/latest")
+
+    runs = commands.add_parser(
+        "runs", help="list every run, newest first, and write an index.html beside them"
+    )
+    runs.add_argument("--results", help="the folder of runs (default: results/ of the checkout)")
     return parser
 
 
@@ -121,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             "verify": cmd_verify,
             "compare": cmd_compare,
             "report": cmd_report,
+            "runs": cmd_runs,
         }
         return command[args.command](args)
     except UsageError as exc:
@@ -337,6 +343,27 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UsageError(f"{run_dir}: not a results folder (no {schema.MANIFEST_FILE})")
     build_outputs(run_dir)
     print(f"report: {run_dir / schema.REPORT_MD}")
+    return EXIT_OK
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from harness.report.runs import index_runs, render_lines, shown_path
+    from harness.run.manifest import RESULTS_DIR
+
+    results_dir = Path(args.results) if args.results is not None else RESULTS_DIR
+    if not results_dir.is_dir():
+        raise UsageError(f"--results {results_dir}: not a folder")
+    if (results_dir / schema.MANIFEST_FILE).is_file():
+        raise UsageError(f"--results {results_dir}: a run folder; give the folder of runs")
+    try:
+        entries, index = index_runs(results_dir)
+    except OSError as exc:
+        raise UsageError(f"--results {results_dir}: cannot read it: {exc}") from None
+    if entries:
+        print("\n".join(render_lines(entries)))
+    else:
+        print(f"no runs yet in {shown_path(results_dir)}")
+    print(f"index: {shown_path(index)}")
     return EXIT_OK
 
 

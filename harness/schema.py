@@ -20,6 +20,8 @@ from typing import Any, TypedDict
 #       gains pss_mb, conns, steal_pct and the roles "harness" and "other"; latency.json per
 #       second mean latency, whole-cell connect timings, held connections, open-load backlog;
 #       manifest "order", calibration "runs_rps"/"spread", verify "io_overhead_ms"
+#       - keep-alive measured: summary column connections_per_request appended; latency.json
+#       "tcp_connects" (the generator's own) and "tcp_active_opens" (the machine's)
 SCHEMA_VERSION = 4
 
 # Never rename or reorder these; add new columns at the end.
@@ -103,6 +105,8 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "latency_rise_ms",  # per-second mean latency: median of the last third - of the first third
     "steal_pct",  # CPU steal during the window, % of one core summed over CPUs
     "other_cpu_pct",  # CPU of processes other than server, generator, harness (% of a core)
+    "connections_per_request",  # TCP connections the generator opened in the window / requests:
+    # ~1 when the server closes after every response (no keep-alive), ~0 when it keeps them
 )
 
 MANIFEST_FILE = "manifest.json"

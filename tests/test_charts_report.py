@@ -145,14 +145,14 @@ def test_report_headline_table_failures_and_links(run: FakeRun) -> None:
     # Every chart is followed by its caption, the question it answers.
     for name, caption in CAPTIONS.items():
         assert f"![io {name}](charts/io_{name}.png)\n\n*{caption}*\n" in text
-    findings = section(text, "Headline findings")
+    findings = section(text, "Findings by scenario")
     assert f"(charts/overview_asgi_wsgi.png)\n\n*{OVERVIEW_CAPTION}*" in findings
 
 
 def test_report_without_charts_links_nothing_missing(run: FakeRun) -> None:
     text = write_report(run.run_dir).read_text()
     assert "![" not in text
-    assert "## Headline findings" in text
+    assert "## Findings by scenario" in text
     assert [p.name for p in run.run_dir.iterdir() if p.name.endswith(".tmp")] == []
 
 
@@ -430,7 +430,7 @@ def test_report_open_and_trials_tables(measured: FakeRun) -> None:
 
 def test_headline_skips_generator_bound_cells(measured: FakeRun) -> None:
     text = write_report(measured.run_dir).read_text()
-    findings = section(text, "Headline findings")
+    findings = section(text, "Findings by scenario")
     closed = next(
         line for line in findings.splitlines() if "on **measure**" in line and "users" in line
     )
@@ -580,17 +580,17 @@ def test_resources_chart_two_panels_and_the_generator(cpu_drawn: DrawnRun) -> No
     chart = cpu_drawn.drawn["io_resources.png"]
     cpu, rss = chart.axes
     colours = target_colours(TARGET_NAMES)
-    grey = to_rgba("grey")
     for target in TARGET_NAMES:
         server = [line for line in lines_of(cpu, colours[target], "o") if line.style == "-"]
         assert [line.y for line in server] == [[SERVER_CPU_MEAN, SERVER_CPU_MEAN]]
         assert [line.y for line in lines_of(rss, colours[target], "o")] == [
             [SERVER_RSS_PEAK, SERVER_RSS_PEAK]
         ]
-    generator = lines_of(cpu, grey, ".")
-    assert len(generator) == 2 and all(line.y == [GENERATOR_CPU_MEAN] * 2 for line in generator)
+        # The generator's CPU in the colour of the target it loaded, dashed (server: solid).
+        generator = lines_of(cpu, colours[target], ".")
+        assert [(line.style, line.y) for line in generator] == [("--", [GENERATOR_CPU_MEAN] * 2)]
     assert any(line.y == [90.0, 90.0] and line.style == ":" for line in cpu.lines)
-    assert "generator (locust) CPU %" in cpu.legend
+    assert "generator (locust) CPU % (thin dashed)" in cpu.legend
     assert "failed or skipped cell (no data)" in cpu.legend
     assert any(line.marker == "x" and line.x == [200.0] for line in rss.lines)
     assert "server CPU and memory vs concurrent users" in chart.suptitle
@@ -603,8 +603,9 @@ def test_ratio_chart_bars_are_the_asgi_wsgi_ratios(cpu_drawn: DrawnRun) -> None:
     io_ratio = io_rps["fastapi-uvicorn"] / io_rps["flask-gunicorn-sync"]
     cpu_ratio = cpu_rps["fastapi-uvicorn"] / cpu_rps["flask-gunicorn-sync"]
     assert cpu_ratio == pytest.approx(530 / 510)
-    heights = [height for _, bottom, height in chart.rectangles if bottom == 0]
-    assert heights == pytest.approx([io_ratio, cpu_ratio])
+    # 24.5× and 1.04× span more than 20×: a log axis, the bars grow from 1×.
+    heights = [height for _, bottom, height in chart.rectangles if bottom == 1]
+    assert heights == pytest.approx([io_ratio - 1, cpu_ratio - 1])
     assert chart.texts == [f"{io_ratio:.1f}×", f"{cpu_ratio:.2f}×"]
     assert chart.xticklabels == ["io\nat 100 users", "cpu\nat 50 users"]  # "broken": no ok cell
     assert any(line.style == "--" and line.y == [1.0, 1.0] for line in chart.lines)
@@ -615,8 +616,8 @@ def test_ratio_chart_bars_are_the_asgi_wsgi_ratios(cpu_drawn: DrawnRun) -> None:
 def test_ratio_chart_skips_generator_bound_cells(measured_drawn: DrawnRun) -> None:
     chart = measured_drawn.drawn["overview_asgi_wsgi.png"]
     # measure: fastapi's 50 and 100 users cells are generator-bound, so 10 users (200 / 70).
-    heights = [height for _, _, height in chart.rectangles]
-    assert heights == pytest.approx([1890 / 77, 200 / 70, 1.0])
+    heights = [height for _, _, height in chart.rectangles]  # from 1× on a log axis (24.5×)
+    assert heights == pytest.approx([1890 / 77 - 1, 200 / 70 - 1, 0.0])
     assert chart.xticklabels[1:] == ["measure\nat 10 users", "measure (open)\nat 50 req/s offered"]
     assert (
         "generator-bound cells skipped (they measure the load generator): measure fastapi-uvicorn "
@@ -641,12 +642,12 @@ def test_charts_of_a_partial_run_with_one_target(tmp_path: Path) -> None:
     for chart in written:
         assert_png(chart)
     text = write_report(run.run_dir).read_text()
-    assert "lowest p99" not in text and "within" not in section(text, "Headline findings")
+    assert "lowest p99" not in text and "within" not in section(text, "Findings by scenario")
 
 
 def test_headline_names_lowest_p99_and_where_async_did_not_help(cpu_drawn: DrawnRun) -> None:
     text = write_report(cpu_drawn.run_dir).read_text()
-    findings = section(text, "Headline findings")
+    findings = section(text, "Findings by scenario")
     p99 = {t: medians(cpu_drawn.run_dir, "io", t, "p99_ms")[100.0] for t in TARGET_NAMES}
     assert (
         f"- At 100 users on **io**, the lowest p99 was fastapi-uvicorn's: "
@@ -663,7 +664,7 @@ def test_headline_names_lowest_p99_and_where_async_did_not_help(cpu_drawn: Drawn
 
 
 def test_headline_when_every_stack_kept_up_with_the_load(measured: FakeRun) -> None:
-    findings = section(write_report(measured.run_dir).read_text(), "Headline findings")
+    findings = section(write_report(measured.run_dir).read_text(), "Findings by scenario")
     assert (
         "- At 50 requests/s offered on **measure**, every stack kept up with the load (within 1% "
         "of each other: fastapi-uvicorn 1.00× flask-gunicorn-sync): the load, not the stack, set "

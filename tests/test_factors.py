@@ -329,7 +329,7 @@ def section(text: str) -> str:
 def test_report_section_interface_first_and_the_pitfall(built: Built) -> None:
     text = section(built.report)
     assert "Each row changes one thing" in text
-    assert built.report.index("## Headline findings") < built.report.index(
+    assert built.report.index("## Findings by scenario") < built.report.index(
         "## Where the difference comes from"
     )
     assert "### io at 100 users" in text

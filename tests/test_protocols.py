@@ -237,7 +237,8 @@ def test_sse_and_websocket_on_both_stacks(tmp_path: Path) -> None:
         assert 0 <= float(row["message_p50_ms"]) < 50, label
         assert float(row["message_p99_ms"]) < 200, label
         # Held at the window's end, each on a fresh server measured from PSS: a connection
-        # costs kilobytes, never the megabytes of workers still booting into the baseline.
+        # costs kilobytes (or nothing, when it fits in memory the server had already touched),
+        # never the megabytes of workers still booting into the baseline.
         assert int(row["connections_held"]) == E2E_USERS, label
-        assert 0 < float(row["pss_per_connection_kb"]) < 1000, label
+        assert 0 <= float(row["pss_per_connection_kb"]) < 1000, label
         assert float(row["connect_p99_ms"]) > 0 and float(row["first_message_p99_ms"]) > 0

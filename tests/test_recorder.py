@@ -11,6 +11,7 @@ it directly.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import textwrap
@@ -20,7 +21,13 @@ from typing import Any
 import pytest
 
 from harness.histogram import decode_histogram
-from harness.loadgen.recorder import LATE_S, Recorder
+from harness.loadgen.recorder import (
+    LATE_S,
+    Recorder,
+    parse_active_opens,
+    read_active_opens,
+    starts_tcp_connection,
+)
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -329,3 +336,163 @@ def test_lateness_threshold_and_empty_figures() -> None:
     assert figures["late"] == 1
     assert figures["max_lateness_ms"] == pytest.approx((LATE_S + 0.001) * 1000)
     assert decode_histogram(figures["lateness_histogram"]).get_min_value() == 1  # clamped
+
+
+# --- TCP connections opened in the window (keep-alive) ---------------------------------------
+
+# /proc/net/snmp as Linux writes it: per protocol, a line of names, then a line of values
+# (the long lines are continued with a backslash here).
+SNMP = """\
+Ip: Forwarding DefaultTTL InReceives InHdrErrors InAddrErrors ForwDatagrams InUnknownProtos \
+InDiscards InDelivers OutRequests OutDiscards OutNoRoutes ReasmTimeout ReasmReqds ReasmOKs \
+ReasmFails FragOKs FragFails FragCreates OutTransmits
+Ip: 1 64 48123911 0 0 0 0 0 48123880 47890214 10 0 0 0 0 0 0 0 0 47890214
+Icmp: InMsgs InErrors InCsumErrors InDestUnreachs OutMsgs OutErrors OutRateLimitGlobal
+Icmp: 52 0 0 52 52 0 0
+IcmpMsg: InType3 OutType3
+IcmpMsg: 52 52
+Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens AttemptFails EstabResets \
+CurrEstab InSegs OutSegs RetransSegs InErrs OutRsts InCsumErrors
+Tcp: 1 200 120000 -1 912103 905121 8349 1204 12 47987360 48622934 31 0 9611 0
+Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti
+Udp: 136389 52 0 136441 0 0 0 0
+UdpLite: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors
+UdpLite: 0 0 0 0 0 0 0
+"""
+
+
+def test_parse_active_opens() -> None:
+    assert "ActiveOpens" in SNMP.splitlines()[6] and len(SNMP.splitlines()) == 12
+    assert parse_active_opens(SNMP) == 912103  # not PassiveOpens (905121), not MaxConn (-1)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "Ip: Forwarding\nIp: 1\n",  # no Tcp lines
+        "Tcp: RtoAlgorithm ActiveOpens\n",  # names without values
+        "Tcp: RtoAlgorithm PassiveOpens\nTcp: 1 5\n",  # no ActiveOpens field
+        "Tcp: RtoAlgorithm ActiveOpens\nTcp: 1\n",  # a value missing
+        "Tcp: RtoAlgorithm ActiveOpens\nTcp: 1 many\n",  # not a number
+    ],
+)
+def test_parse_active_opens_without_a_count(text: str) -> None:
+    assert parse_active_opens(text) is None
+
+
+def test_read_active_opens(tmp_path: Path) -> None:
+    path = tmp_path / "snmp"
+    path.write_text(SNMP)
+    assert read_active_opens(str(path)) == 912103
+    assert read_active_opens(str(tmp_path / "missing")) is None  # unreadable: unknown
+    path.write_bytes(b"\xff\xfe")
+    assert read_active_opens(str(path)) is None
+
+
+@pytest.mark.skipif(not Path("/proc/net/snmp").is_file(), reason="Linux only")
+def test_read_active_opens_of_this_machine() -> None:
+    first = read_active_opens()
+    assert first is not None
+    with (
+        socket.create_server(("127.0.0.1", 0)) as server,
+        socket.create_connection(server.getsockname()),
+    ):
+        pass
+    second = read_active_opens()
+    assert second is not None and second >= first + 1
+
+
+def test_tcp_connects_are_counted_in_the_window_only() -> None:
+    recorder = Recorder(warmup_s=1.0, duration_s=10.0, count_connects=True)
+    recorder.tcp_connect(99.0)  # users spawning
+    recorder.open_window(100.0)  # window [101, 111)
+    recorder.tcp_connect(100.5)  # warm-up
+    for now in (101.0, 105.0, 110.999):
+        recorder.tcp_connect(now)
+    recorder.tcp_connect(111.0)  # the end is exclusive, as for requests
+    assert recorder.to_dict()["tcp_connects"] == 3
+    recorder.written = True
+    recorder.tcp_connect(105.0)  # after the record was taken
+    assert recorder.tcp_connects == 3
+
+
+def test_tcp_connects_unknown_when_not_counted() -> None:
+    recorder = opened()  # count_connects off: the extension did not install its hook
+    recorder.tcp_connect(105.0)
+    assert recorder.to_dict()["tcp_connects"] is None
+
+
+def test_active_opens_difference_over_the_window() -> None:
+    recorder = opened()
+    assert recorder.to_dict()["tcp_active_opens"] is None  # never read
+    recorder.active_opens(1000, at_close=False)
+    assert recorder.to_dict()["tcp_active_opens"] is None  # window not closed yet
+    recorder.active_opens(1420, at_close=True)
+    assert recorder.to_dict()["tcp_active_opens"] == 420
+    for start, end in ((None, 1420), (1000, None), (1000, 999)):  # unreadable, or went back
+        recorder.active_opens(start, at_close=False)
+        recorder.active_opens(end, at_close=True)
+        assert recorder.to_dict()["tcp_active_opens"] is None
+
+
+def test_starts_tcp_connection() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        address = server.getsockname()
+        with socket.socket() as client:
+            assert starts_tcp_connection(client)  # not connected yet: a new connection
+            client.connect(address)
+            assert not starts_tcp_connection(client)  # connected: gevent finishing its connect
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            assert not starts_tcp_connection(udp)
+    left, right = socket.socketpair()  # AF_UNIX
+    with left, right:
+        assert not starts_tcp_connection(left)
+    assert not starts_tcp_connection(object())
+
+
+# Audit hooks last as long as the process: each case runs in a fresh interpreter.
+CONNECTS = """
+import json, socket, sys, time
+from harness.loadgen.recorder import Recorder, watch_tcp_connects
+
+raw = []  # every socket.connect audit event, counted or not
+sys.addaudithook(lambda event, args: raw.append(event) if event == "socket.connect" else None)
+recorder = Recorder(0.0, 600.0, count_connects=True)
+watch_tcp_connects(lambda: recorder.tcp_connect(time.time()))
+server = socket.create_server(("127.0.0.1", 0), backlog=64)
+address = server.getsockname()
+early = socket.create_connection(address)  # before the window: not counted
+recorder.open_window(time.time())
+held = [socket.create_connection(address) for _ in range(3)]
+for _ in range(5):
+    held[0].sendall(b"GET / HTTP/1.1\\r\\n\\r\\n")  # reusing a connection: no new one
+with socket.socket() as unused:
+    unused.bind(("127.0.0.1", 0))
+    refused = unused.getsockname()
+try:
+    socket.create_connection(refused)  # refused: an attempt, counted as ActiveOpens does
+except OSError:
+    pass
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+    udp.connect(address)  # not TCP
+print(json.dumps({"tcp_connects": recorder.to_dict()["tcp_connects"], "raw": len(raw)}))
+"""
+
+
+@pytest.mark.parametrize("gevent", [True, False], ids=["gevent", "blocking"])
+def test_watch_tcp_connects_counts_each_connection_once(gevent: bool) -> None:
+    patch = "from gevent import monkey; monkey.patch_all()\n" if gevent else ""
+    done = subprocess.run(
+        [sys.executable, "-c", patch + CONNECTS],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    counts = json.loads(done.stdout.strip().splitlines()[-1])
+    assert counts["tcp_connects"] == 3 + 1
+    if gevent:  # a non-blocking connect calls connect_ex again once connected: not counted
+        assert counts["raw"] > counts["tcp_connects"] + 2

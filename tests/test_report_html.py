@@ -94,14 +94,14 @@ def test_report_html_is_one_self_contained_file(built: FakeRun) -> None:
 def test_report_html_has_the_report_with_captions_and_contents(built: FakeRun) -> None:
     html = (built.run_dir / schema.REPORT_HTML).read_text()
     text = " ".join("".join(parse(html).text).split())
-    assert "Headline findings" in text and "Generator-bound cells" in text
+    assert "Findings by scenario" in text and "Generator-bound cells" in text
     assert (
         "At 100 users on io, fastapi-uvicorn served 1,890.0 rps, 24.5× flask-gunicorn-sync" in text
     )
     for caption in [*CAPTIONS.values(), OVERVIEW_CAPTION]:
         assert f"<figcaption>{caption}</figcaption>" in html, caption
     assert html.count("<figure>") == len(chart_links(built.run_dir))
-    assert '<div class="toc">' in html and 'href="#headline-findings"' in html
+    assert '<div class="toc">' in html and 'href="#findings-by-scenario"' in html
     assert '<td class="num">1,890.0</td>' in html  # numbers right-aligned
     assert "@media print" in html
 
@@ -146,7 +146,7 @@ def test_images_outside_the_run_folder_are_not_embedded(tmp_path: Path) -> None:
 def test_write_html_reads_report_md(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    (run_dir / schema.REPORT_MD).write_text("# gatebench run r\n\n## Headline findings\n\n- a\n")
+    (run_dir / schema.REPORT_MD).write_text("# gatebench run r\n\n## Findings by scenario\n\n- a\n")
     html = write_html(run_dir).read_text()
     assert "<title>gatebench run r</title>" in html and "<li>a</li>" in html
 
@@ -178,6 +178,12 @@ def test_report_html_in_a_browser_makes_no_requests(smoke_run: SharedRun, tmp_pa
             images = page.evaluate(
                 "Array.from(document.images).map(i => [i.complete, i.naturalWidth])"
             )
+            # The page opens short: the answer open, every other section folded.
+            folded = " ".join(page.inner_text("body").split())
+            opened = page.evaluate(
+                "Array.from(document.querySelectorAll('details')).map(d => d.open)"
+            )
+            page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
             text = " ".join(page.inner_text("body").split())
             page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         finally:
@@ -186,6 +192,9 @@ def test_report_html_in_a_browser_makes_no_requests(smoke_run: SharedRun, tmp_pa
     assert [url for url in requests if not url.startswith(("file:", "data:"))] == []
     assert len(images) == len(links)
     assert all(complete and width > 0 for complete, width in images), images
-    assert "Headline findings" in text and " ".join(expected.split()) in text
+    assert opened[0] is True and not any(opened[1:]), opened
+    assert "The answer" in folded and " ".join(expected.split()) not in folded
+    assert "Findings by scenario" in folded  # a folded section still shows its heading
+    assert "Findings by scenario" in text and " ".join(expected.split()) in text
     screenshot = tmp_path / "report.png"  # not in the shared run folder: it is read-only
     assert screenshot.is_file() and screenshot.stat().st_size > 100_000

@@ -209,7 +209,7 @@ def test_written_rows_read_back(tmp_path: Path) -> None:
     path = write_rows(tmp_path / "resources.csv", rows)
     lines = path.read_text().splitlines()
     assert lines[0] == ",".join(COLUMNS) == "t,role,cpu_pct,rss_mb,procs,pss_mb,conns,steal_pct"
-    assert lines[1] == "100.000,server,,51.2,5,30.5,3 17 2 28,"
+    assert lines[1] == "100.000,server,,51.250,5,30.500,3 17 2 28,"  # memory to the kB
     assert lines[5] == "100.500,other,12.5,,,,,0.5"
     back = read_rows(path)
     assert [(r.role, r.procs, r.conns) for r in back] == [(r.role, r.procs, r.conns) for r in rows]

@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from harness.charts.paths import skipped_charts as skipped_charts  # the one decision, re-exported
 from harness.fileio import replacing
 from harness.results.flags import ERROR_RATE_LIMIT
 from harness.results.folder import Results
@@ -36,6 +37,9 @@ DPI = 110
 FIGSIZE = (8.0, 5.0)
 TITLE_SIZE = 10
 LOG_RATIO = 20.0  # use a log axis when the data spans more than this factor
+# A log ratio axis gets ticks 1-2-5 up to this many decades, decades only past it: ratio labels
+# ("200×") are wider than they are tall, so a horizontal axis fits fewer.
+RATIO_TICKS_125 = {"x": 3.0, "y": 4.5}
 Colour = tuple[float, float, float, float]
 LineStyle = Literal["-", "--", ":", "-."]
 
@@ -236,6 +240,29 @@ def log_if_wide(ax: Axes, values: pd.Series, which: Literal["x", "y"] = "y") -> 
     axis.set_major_formatter(number_formatter())
     axis.set_minor_formatter(NullFormatter())
     return True
+
+
+def wide_ratios(ratios: list[float] | np.ndarray) -> bool:
+    """True when the positive ratios span more than LOG_RATIO: they go on a log axis."""
+    values = [float(r) for r in ratios if np.isfinite(r) and r > 0]
+    return bool(values) and max(values) / min(values) > LOG_RATIO
+
+
+def times_formatter() -> FuncFormatter:
+    """Ratio ticks: "1×", "2×", "0.5×"."""
+    return FuncFormatter(lambda v, _pos: f"{v:g}×")
+
+
+def ratio_log_axis(ax: Axes, low: float, high: float, which: Literal["x", "y"] = "y") -> None:
+    """A log ratio axis from ``low`` to ``high``: ticks 1×, 2×, 5×, 10×... while they fit (up to
+    RATIO_TICKS_125 decades on that axis), then decades only; no minor labels."""
+    axis = ax.yaxis if which == "y" else ax.xaxis
+    (ax.set_yscale if which == "y" else ax.set_xscale)("log")
+    (ax.set_ylim if which == "y" else ax.set_xlim)(low, high)
+    fits = np.log10(high / low) <= RATIO_TICKS_125[which]
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if fits else (1.0,)))
+    axis.set_major_formatter(times_formatter())
+    axis.set_minor_formatter(NullFormatter())
 
 
 def style_load_axis(ax: Axes, xs: pd.Series, xlabel: str, ylabel: str) -> None:

@@ -1,11 +1,11 @@
 """Charts that look closer at a scenario: the knee, resources, and one load level in detail.
 
 Per scenario and load model: p99 latency against throughput (the knee, one line per target
-through its load levels), server CPU and memory against load (the generator's CPU thin grey),
-and at one load level (``harness.results.rows.chart_level``: the highest every target completed,
-as the headline findings use) the HDR percentile plot of latency and the successful requests
-of every second of the measurement window. Per scenario, the stalled cells' requests of every
-second around the stall. Each returns None when it has nothing to draw.
+through its load levels), server CPU and memory against load (the generator's CPU thin dashed in
+the target's colour), and at one load level (``harness.results.rows.chart_level``: the highest
+every target completed, as the headline findings use) the HDR percentile plot of latency and
+the successful requests of every second of the measurement window. Per scenario, the stalled
+cells' requests of every second around the stall. Each returns None when it has nothing to draw.
 """
 
 from __future__ import annotations
@@ -46,6 +46,14 @@ PERCENTILE_TICKS: dict[float, str] = {
     1e6: "99.9999%",
 }
 PERCENTILE_POINTS = 240  # points along each percentile curve
+# The load generator's CPU on the resources chart: the target's colour, thin and dashed.
+GENERATOR_STYLE: dict[str, object] = {
+    "linestyle": "--",
+    "linewidth": 1.0,
+    "marker": ".",
+    "markersize": 7,
+}
+GENERATOR_LEGEND = "generator (locust) CPU % (thin dashed)"
 
 
 def _medians(ok: pd.DataFrame, x: str, columns: list[str]) -> pd.DataFrame:
@@ -331,7 +339,8 @@ def resources_chart(
     colours: dict[str, Colour],
     path: Path,
 ) -> Path | None:
-    """Server CPU % and server memory against load; the generator's CPU thin grey.
+    """Server CPU % (solid) and server memory against load; the generator's CPU thin dashed,
+    in the colour of the target it loaded.
 
     Memory is PSS (pages shared by forked workers split between them) when the run measured
     it, else RSS summed over the server's processes."""
@@ -346,17 +355,9 @@ def resources_chart(
         colour = colours[str(target)]
         common.plot_series(cpu, group, axis.column, "server_cpu_pct", colour, marker="o")
         generator = common.by_load(group, axis.column, "generator_cpu_pct")
-        # Thin grey, so it reads as the generator's, with the target's colour on its points.
-        cpu.plot(
-            generator["x"],
-            generator["median"],
-            color="grey",
-            linewidth=0.9,
-            marker=".",
-            markersize=8,
-            markerfacecolor=colour,
-            markeredgecolor=colour,
-        )
+        # In the target's colour (whose load it generated), thin and dashed: the style tells
+        # generator from server, the colour tells the targets apart.
+        cpu.plot(generator["x"], generator["median"], color=colour, **GENERATOR_STYLE)
         common.plot_series(rss, group, axis.column, memory, colour, marker="o")
     cpu.axhline(GENERATOR_CPU_LIMIT_PCT, color="grey", linestyle=":", linewidth=1.0)
     common.mark_cells(cpu, rows, axis.column, "generator_cpu_pct", colours)
@@ -371,8 +372,8 @@ def resources_chart(
     cpu.set_title("CPU over the window (mean)", fontsize=common.TITLE_SIZE)
     rss.set_title("server memory over the window (peak)", fontsize=common.TITLE_SIZE)
     styles = [
-        Line2D([], [], color="grey", marker="o", label="server CPU %"),
-        Line2D([], [], color="grey", marker=".", linewidth=0.9, label="generator (locust) CPU %"),
+        Line2D([], [], color="grey", marker="o", label="server CPU % (solid)"),
+        Line2D([], [], color="grey", label=GENERATOR_LEGEND, **GENERATOR_STYLE),  # type: ignore[arg-type]
         Line2D(
             [],
             [],

@@ -1,16 +1,19 @@
 """Drawing every chart of a run into ``RUN/charts/``, and the two charts against load.
 
-``draw_charts(run_dir)`` draws, per scenario and load model: throughput (with the Little's-law
-bound dashed in the target's colour) and latency (p50 solid, p99 dashed, p99.9 dotted; open
-load adds p99 from the actual send, dash-dotted, beside the figures from the intended start),
-here; the knee, the latency distribution, throughput over time and resources
-(``harness.charts.detail``); what each single change of stack does (``harness.charts.factors``,
-when two targets differ in one thing only). Per scenario, a scenario with stalled cells gets
-``<scenario>_stall.png`` (``harness.charts.detail``) and one with long-lived connections its
-connections chart (``harness.charts.connections``); across scenarios, the ASGI/WSGI ratio
-(``harness.charts.overview``). File names and captions are ``harness.charts.paths``'; shared
-marks, colours and saving ``harness.charts.common``'s. Everything is read through
-``harness.results`` only.
+``draw_charts(run_dir)`` draws, per scenario and load model: throughput (with the bound, the
+lowest ceiling of the roofline, as a wide pale line in the target's colour behind the measured
+one, so both show where they meet) and latency (p50 solid, p99 dashed, p99.9 dotted with open
+diamonds that still show around an equal p99; open load adds p99 from the actual send,
+dash-dotted, beside the figures from the intended start), here; the knee, the latency
+distribution, throughput over time and resources (``harness.charts.detail``); what each single
+change of stack does (``harness.charts.factors``, when two targets differ in one thing only).
+A scenario with one load level, or whose ok cells are all generator-bound, gets no throughput,
+latency or knee chart (``harness.charts.paths.skipped_charts`` says which and why). Per
+scenario, a scenario with stalled cells gets ``<scenario>_stall.png`` (``harness.charts.detail``)
+and one with long-lived connections its connections chart (``harness.charts.connections``);
+across scenarios, the ASGI/WSGI ratio (``harness.charts.overview``). File names and captions
+are ``harness.charts.paths``'; shared marks, colours and saving ``harness.charts.common``'s.
+Everything is read through ``harness.results`` only.
 """
 
 from __future__ import annotations
@@ -29,7 +32,12 @@ from harness.charts import detail as charts_detail
 from harness.charts import factors as charts_factors
 from harness.charts import overview as charts_overview
 from harness.charts.common import FIGSIZE, Colour, LineStyle, target_colours
-from harness.charts.paths import chart_paths, overview_chart_path, stall_chart_path
+from harness.charts.paths import (
+    chart_paths,
+    overview_chart_path,
+    skipped_charts,
+    stall_chart_path,
+)
 from harness.results.folder import Results, load
 from harness.results.rows import LOAD_AXES, LoadAxis, ok_only
 
@@ -47,6 +55,20 @@ LATENCY_LINES: dict[str, list[tuple[str, str, str, LineStyle]]] = {
         ("p99_uncorrected_ms", "p99 from the actual send (uncorrected)", "v", "-."),
     ],
 }
+# p99.9 often equals p99 (few requests past the 99th percentile): open, larger markers on top,
+# so a filled p99 triangle still shows inside its p99.9 diamond.
+MARKER_STYLE: dict[str, dict[str, object]] = {
+    "p999_ms": {"markerfacecolor": "none", "markersize": 10, "markeredgewidth": 1.4, "zorder": 3}
+}
+# The bound: a wide pale line behind the measured one, so both show where they are equal.
+BOUND_STYLE: dict[str, object] = {
+    "linestyle": "--",
+    "linewidth": 6.0,
+    "alpha": 0.3,
+    "solid_capstyle": "butt",
+    "zorder": 1,
+}
+BOUND_LABEL = "bound: lowest ceiling (wide pale line, the target's colour)"
 
 
 def _throughput_chart(
@@ -56,14 +78,13 @@ def _throughput_chart(
     ok = ok_only(rows)
     for target, group in rows.groupby("target", sort=True):
         colour = colours[str(target)]
-        common.plot_series(ax, group, axis.column, "bound_rps", colour, linestyle="--", alpha=0.6)
-        common.plot_series(ax, ok[ok["target"] == target], axis.column, "rps", colour, marker="o")
+        common.plot_series(ax, group, axis.column, "bound_rps", colour, **BOUND_STYLE)
+        measured = ok[ok["target"] == target]
+        common.plot_series(ax, measured, axis.column, "rps", colour, marker="o", zorder=2)
     common.mark_cells(ax, rows, axis.column, "rps", colours)
     common.style_load_axis(ax, rows[axis.column], axis.label, "throughput (requests/s)")
     ax.set_ylim(bottom=0)
-    bound = Line2D(
-        [], [], color="grey", linestyle="--", label="bound: lowest ceiling (same colour)"
-    )
+    bound = Line2D([], [], color="grey", label=BOUND_LABEL, **BOUND_STYLE)  # type: ignore[arg-type]
     common.legend(ax, rows, colours, [bound])
     what = f"throughput (requests/s) vs {axis.label.split(' (')[0]}"
     ax.set_title(common.title(results, scenario, what), fontsize=common.TITLE_SIZE)
@@ -80,8 +101,9 @@ def _latency_chart(
     for target, group in ok.groupby("target", sort=True):
         colour = colours[str(target)]
         for column, _label, marker, line in lines:
+            extra = MARKER_STYLE.get(column, {})
             common.plot_series(
-                ax, group, axis.column, column, colour, marker=marker, linestyle=line
+                ax, group, axis.column, column, colour, marker=marker, linestyle=line, **extra
             )
     common.mark_cells(ax, rows, axis.column, "p99_ms", colours)
     common.style_load_axis(ax, rows[axis.column], axis.label, "latency (ms)")
@@ -89,8 +111,16 @@ def _latency_chart(
     if not common.log_if_wide(ax, values):
         ax.set_ylim(bottom=0)
     styles = [
-        Line2D([], [], color="grey", label=label, marker=marker, linestyle=line)
-        for _column, label, marker, line in lines
+        Line2D(
+            [],
+            [],
+            color="grey",
+            label=label,
+            marker=marker,
+            linestyle=line,
+            **MARKER_STYLE.get(column, {}),  # type: ignore[arg-type]
+        )
+        for column, label, marker, line in lines
     ]
     common.legend(ax, rows, colours, styles)
     what = f"latency (ms) vs {axis.label.split(' (')[0]}"
@@ -134,17 +164,29 @@ def _scenario_job(scenario: str) -> list[Path]:
 
 
 def scenario_charts(results: Results, scenario: str, colours: dict[str, Colour]) -> list[Path]:
-    """Every chart of one scenario: per load model, then its stall chart."""
+    """Every chart of one scenario: per load model, then its stall chart.
+
+    The charts ``skipped_charts`` leaves out are not drawn, and an old file of one is removed,
+    so the folder never shows a chart the report says was left out."""
     written: list[Path] = []
     for model, axis in LOAD_AXES.items():
         rows = results.scenario_rows(scenario, model)
         if ok_only(rows).empty:
             continue
         paths = chart_paths(results.run_dir, scenario, model)
-        written.append(_throughput_chart(results, scenario, rows, axis, colours))
-        written.append(_latency_chart(results, scenario, rows, axis, colours))
+        skipped = skipped_charts(results, scenario, model)
+        for name in skipped:
+            paths[name].unlink(missing_ok=True)
+        if "throughput" not in skipped:
+            written.append(_throughput_chart(results, scenario, rows, axis, colours))
+        if "latency" not in skipped:
+            written.append(_latency_chart(results, scenario, rows, axis, colours))
         for name, draw in charts_detail.DRAWERS.items():
-            path = draw(results, scenario, rows, axis, colours, paths[name])
+            path = (
+                None
+                if name in skipped
+                else draw(results, scenario, rows, axis, colours, paths[name])
+            )
             written += [path] if path else []
         factor_chart = charts_factors.factors_chart(results, scenario, model)
         written += [factor_chart] if factor_chart else []

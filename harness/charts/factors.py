@@ -1,9 +1,10 @@
 """The factors chart: what changing one thing about a stack does to its throughput.
 
 ``factors_chart`` draws ``<scenario>_factors.png`` from ``harness.results.factors.find_pairs``:
-one horizontal bar per single-factor pair, b ÷ a throughput from 1.0 on a log axis, grouped and
-coloured by factor (interface, framework, server, worker model), each with its ratio written
-past its end.
+one horizontal bar per single-factor pair, b ÷ a throughput from 1× on a log axis (ticks 1×, 2×,
+5×, 10×...; a ratio below 1 goes left from 1×), grouped and coloured by factor (interface,
+framework, server, worker model: factor colours, never a target's), each with its ratio written
+past its end. The axis is log whatever the spread: halving and doubling are the same distance.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import numpy as np
 from matplotlib.artist import Artist
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import LogLocator, NullFormatter
 
 from harness.charts import common
 from harness.charts.common import Colour
@@ -32,7 +32,7 @@ FACTOR_COLOURS: dict[str, Colour] = {
 
 
 def factors_chart(results: Results, scenario: str, load_model: str = "closed") -> Path | None:
-    """Horizontal bars of b ÷ a throughput from 1.0 on a log axis, one per single-factor pair,
+    """Horizontal bars of b ÷ a throughput from 1× on a log axis, one per single-factor pair,
     grouped and coloured by factor; None when the scenario has no such pair."""
     found = find_pairs(results, scenario, load_model)
     if found.pairs.empty or found.level is None:
@@ -56,28 +56,24 @@ def factors_chart(results: Results, scenario: str, load_model: str = "closed") -
     )
     ax.bar_label(bars, labels=[ratio_text(float(r)) for r in ratios], padding=3, fontsize=8)
     ax.axvline(1.0, color="black", linestyle="--", linewidth=1.0)
-    ax.set_xscale("log")
     low, high = min(float(np.min(ratios)), 1.0), max(float(np.max(ratios)), 1.0)
     decades = math.log10(high / low)
     margin = 10 ** (0.3 + 0.2 * decades)  # room for the ratio written past each bar's end
-    ax.set_xlim(low / margin, high * margin)
-    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if decades < 2 else (1.0,)))
-    ax.xaxis.set_major_formatter(common.number_formatter())
-    ax.xaxis.set_minor_formatter(NullFormatter())
+    common.ratio_log_axis(ax, low / margin, high * margin, "x")
     labels = [f"{r['target_a']} → {r['target_b']}\n({r['differs']})" for _, r in pairs.iterrows()]
     ax.set_yticks(positions, labels=labels, fontsize=8)
     ax.set_ylim(y - 0.4, -0.6)  # the first pair on top
-    ax.set_xlabel("throughput ratio b ÷ a (requests/s), log scale: above 1, b served more")
+    ax.set_xlabel("throughput ratio b ÷ a (requests/s), log scale: above 1×, b served more")
     ax.grid(True, axis="x", which="major", alpha=0.35)
     handles: list[Artist] = [
         Patch(facecolor=FACTOR_COLOURS[f], edgecolor="black", label=f"only the {f} changes")
         for f in FACTORS
         if (pairs["factor"] == f).any()
     ]
-    handles.append(Line2D([], [], color="black", linestyle="--", label="1.0: the same throughput"))
+    handles.append(Line2D([], [], color="black", linestyle="--", label="1×: the same throughput"))
     ax.legend(handles=handles, fontsize=8, loc="best", framealpha=0.9)
     left_out = len(found.skipped)
-    note = "bars from 1.0: b ÷ a"
+    note = "bars from 1×: b ÷ a"
     if left_out:
         note += f"; {left_out} pair{'s' if left_out > 1 else ''} left out"
         note += " (generator-bound or unfinished)"

@@ -19,6 +19,11 @@ module. One process runs every stage (cell) of the plan in order. For each stage
   spawn; when the window closes, reads how many connections are held and counts each
   requested one that is not as a failure of kind ``"connect"``;
 - notes when the stage's load started (``load_started_at``, epoch seconds);
+- counts the TCP connections this process starts in the window (``tcp_connects``: a
+  ``socket.connect`` audit hook, ``harness.loadgen.recorder.watch_tcp_connects``; per request,
+  about 1 against a server that closes after every response, about 0 with keep-alive), and
+  reads the machine's ``ActiveOpens`` (``/proc/net/snmp``) at the window's start and close
+  (``tcp_active_opens``, every process's connects: a cross-check, see the recorder);
 - stops the users, then writes the cell's ``locust_*.csv`` (locust's own figures for the
   stage) and ``latency.json`` last (``harness.schema.LATENCY_FILE``; every key is listed in
   ``harness.loadgen.recorder``): its appearance tells the orchestrator the stage is done.
@@ -49,7 +54,13 @@ from harness import schema
 from harness.fileio import atomic_write_text, replacing
 from harness.loadgen import OPEN_USER_CLASS
 from harness.loadgen.open_load import Schedule, check_user_class, intended_start, make_open_user
-from harness.loadgen.recorder import HIGHEST_US, Recorder, failure_kind
+from harness.loadgen.recorder import (
+    HIGHEST_US,
+    Recorder,
+    failure_kind,
+    read_active_opens,
+    watch_tcp_connects,
+)
 from harness.loadgen.stages import Stage, read_go, read_plan
 
 __all__ = ["HIGHEST_US", "Recorder", "failure_kind", "sleep_until"]
@@ -70,6 +81,7 @@ _recorder: Recorder | None = None  # ... and what it recorded
 _schedule = Schedule()  # ... and its arrival schedule (open load)
 _window_opened = Event()
 _idle = Event()  # set once locust's own start (with no users) is done
+_counting_connects = False  # the TCP connect audit hook is installed (a plan is running)
 
 
 def _current_schedule() -> Schedule:
@@ -113,11 +125,14 @@ def _add_arguments(parser: Any) -> None:
 
 @events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
-    global _environment
+    global _environment, _counting_connects
     _environment = environment
     options = environment.parsed_options
     if options is None or not options.gatebench_plan:
         return  # loaded without the harness (e.g. plain `locust -f`): record nothing
+    if not _counting_connects:
+        watch_tcp_connects(_on_tcp_connect)
+        _counting_connects = True
     gevent.spawn(_sweep, environment, read_plan(options.gatebench_plan))
 
 
@@ -137,6 +152,11 @@ def _on_request(
     intended = intended_start.pop(gevent.getcurrent(), None)
     kind = failure_kind(exception, response)
     _recorder.request(now, request_type, name, response_time, kind, intended)
+
+
+def _on_tcp_connect() -> None:
+    if _recorder is not None:
+        _recorder.tcp_connect(time.time())
 
 
 @events.test_start.add_listener
@@ -206,7 +226,7 @@ def _run_stage(environment: Environment, stage: Stage) -> None:
     assert runner is not None
     if runner.state not in (STATE_INIT, STATE_STOPPED):
         runner.stop()
-    recorder = Recorder(stage.warmup_s, stage.duration_s)
+    recorder = Recorder(stage.warmup_s, stage.duration_s, count_connects=_counting_connects)
     recorder.log = [] if stage.log else None
     schedule = Schedule()
     if stage.load_model == "open" and stage.rate:
@@ -217,7 +237,9 @@ def _run_stage(environment: Environment, stage: Stage) -> None:
     count = 1 if stage.load_model == "open" else stage.users
     runner.start(count, spawn_rate=count)  # from zero users: fires test_start, clears stats
     _window_opened.wait()
-    assert recorder.window_end is not None
+    assert recorder.window_start is not None and recorder.window_end is not None
+    sleep_until(recorder.window_start)  # warm-up over: the machine's connects from here on
+    recorder.active_opens(read_active_opens(), at_close=False)
     sleep_until(recorder.window_end)
     record = _close_window(runner, stage, recorder, schedule)
     runner.stop()
@@ -246,6 +268,7 @@ def _close_window(
 ) -> dict[str, Any]:
     """The window has closed: take the record before the users stop (they are still running,
     so in-flight tasks and held connections are counted as they are at the close)."""
+    recorder.active_opens(read_active_opens(), at_close=True)
     schedule.close_window()
     requested = _requested_connections(runner, stage)
     users = sys.modules.get(USERS_MODULE)

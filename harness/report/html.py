@@ -5,7 +5,8 @@ table of contents), every chart embedded as a ``data:image/png;base64`` URI, a s
 stylesheet that also prints well, and nothing that would make the browser ask the network for
 anything: no fonts, scripts or external images, a Content-Security-Policy that forbids them,
 and raw HTML in the Markdown (a scenario docstring, an error message) escaped, never passed on.
-Links to other sites become plain text. The file opens the same anywhere, offline.
+Links to other sites become plain text. Every section folds (``<details>``, the answer open), so
+the page opens short. The file opens the same anywhere, offline.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ th { background: #f1f3f5; white-space: nowrap; }
 td.num { text-align: right; white-space: nowrap; }
 td:first-child { white-space: nowrap; }
 tbody tr:nth-child(even) { background: #fafafa; }
+details > summary { cursor: pointer; list-style-position: outside; }
+details > summary > h2 { display: inline-block; width: calc(100% - 1.5rem); }
 figure { margin: 1.4rem 0 1.8rem; }
 figure img { display: block; max-width: 100%; height: auto; border: 1px solid #e4e4e4; }
 figcaption { margin-top: .35rem; color: #444; font-size: .92rem; font-style: italic; }
@@ -152,6 +155,31 @@ class _SelfContained(Treeprocessor):
                 root.remove(following)
 
 
+class _Folding(Treeprocessor):
+    """Each section (an h2 and what follows it up to the next h2) folds into <details>, its
+    heading the <summary>: the page opens short. The first section (the answer) stays open;
+    a link to a heading inside a closed section opens it in browsers that support it, and
+    the heading itself is always visible."""
+
+    def run(self, root: ET.Element) -> None:
+        children = list(root)
+        if not any(element.tag == "h2" for element in children):
+            return
+        for element in children:
+            root.remove(element)
+        section: ET.Element | None = None
+        for element in children:
+            if element.tag == "h2":
+                section = ET.SubElement(
+                    root, "details", {"open": "open"} if section is None else {}
+                )
+                ET.SubElement(section, "summary").append(element)
+            elif section is not None:
+                section.append(element)
+            else:
+                root.append(element)
+
+
 def _only_child(element: ET.Element, tag: str, child: str) -> bool:
     return (
         element.tag == tag
@@ -173,15 +201,17 @@ class _SelfContainedExtension(Extension):
         md.inlinePatterns.deregister("html")
         # After the inline processor (priority 20) has made the <img> and <a> elements.
         md.treeprocessors.register(_SelfContained(md, self.run_dir), "gatebench_inline", 15)
+        # After the table of contents (priority 5) has given every heading its id.
+        md.treeprocessors.register(_Folding(md), "gatebench_folding", 1)
 
 
 def render_html(markdown_text: str, run_dir: Path | str) -> str:
     """The whole page for a report's Markdown, images resolved against ``run_dir``."""
     first_heading = markdown_text.find("\n## ")
-    if first_heading >= 0:  # the contents go just before the first section
-        markdown_text = (
-            f"{markdown_text[:first_heading]}\n\n{TOC_MARKER}\n{markdown_text[first_heading:]}"
-        )
+    second_heading = markdown_text.find("\n## ", first_heading + 1) if first_heading >= 0 else -1
+    at = second_heading if second_heading >= 0 else first_heading
+    if at >= 0:  # the contents go after the first section (the answer), before the rest
+        markdown_text = f"{markdown_text[:at]}\n\n{TOC_MARKER}\n{markdown_text[at:]}"
     converter = markdown.Markdown(
         extensions=[
             "tables",

@@ -19,9 +19,16 @@ from pathlib import Path
 import pandas as pd
 
 from harness import schema
-from harness.charts.paths import CAPTIONS, OVERVIEW_CAPTION, chart_paths, overview_chart_path
+from harness.charts.paths import (
+    CAPTIONS,
+    OVERVIEW_CAPTION,
+    chart_paths,
+    overview_chart_path,
+    skipped_charts,
+)
 from harness.fileio import atomic_write_text
 from harness.format import fmt, fmt_exact, fmt_level, fmt_ms, load_text, missing, ratio_times
+from harness.report.answer import answer_section
 from harness.report.blocks import chart_lines, row_load_text, table
 from harness.report.connections import connection_headline, connections_section
 from harness.report.factors import factors_section
@@ -264,7 +271,7 @@ def _scenario_table(rows: pd.DataFrame, load_model: str) -> list[str]:
     header = ["target", axis.column, *(["trial"] if trials else [])]
     header += ["rps", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "failures"]
     header += ["bound rps", "efficiency", "limited by", "server CPU %", "server PSS MB"]
-    header += ["generator CPU %", "status", "flags"]
+    header += ["generator CPU %", "new connections per request", "status", "flags"]
     body = []
     ordered = rows.sort_values([axis.column, "target", "trial"], na_position="last")
     for _, row in ordered.iterrows():
@@ -278,7 +285,8 @@ def _scenario_table(rows: pd.DataFrame, load_model: str) -> list[str]:
             fmt(row["server_cpu_pct"]),
             fmt(_first_present(row, "server_pss_mb", "server_rss_mb")),
         ]
-        cells += [fmt(row["generator_cpu_pct"]), str(row["status"])]
+        cells += [fmt(row["generator_cpu_pct"]), fmt(row["connections_per_request"], 2)]
+        cells += [str(row["status"])]
         cells += [row["flags"]]  # table() writes it, or EMPTY
         body.append(cells)
     return table(header, body)
@@ -307,6 +315,8 @@ def _scenario_section(results: Results, scenario: str) -> list[str]:
         else:
             lines += [*_scenario_table(model_rows, model), ""]
         lines += trials_table(model_rows, model)
+        for name, reason in skipped_charts(results, scenario, model).items():
+            lines += [f"*The {name} chart is left out: {reason}.*", ""]
         for name, path in chart_paths(results.run_dir, scenario, model).items():
             alt = f"{scenario}{' open' if model == 'open' else ''} {name}"
             lines += chart_lines(results, path, alt, CAPTIONS[name])
@@ -397,6 +407,7 @@ def render_report(results: Results) -> str:
     if results.status != "complete":
         lines += [f"> This run is **{results.status}**: figures cover only the cells that ran.", ""]
     lines += pinning_warning(results)
+    lines += answer_section(results)
     lines += ["## How to read this", "", HOW_TO_READ, ""]
     findings = [
         line
@@ -404,7 +415,7 @@ def render_report(results: Results) -> str:
         for model in LOAD_AXES
         for line in headline(results, scenario, model)
     ]
-    lines += ["## Headline findings", ""]
+    lines += ["## Findings by scenario", ""]
     lines += [f"- {line}" for line in findings] or [
         "No cell completed, so there is nothing to compare."
     ]

@@ -2,12 +2,12 @@
 
 This module owns turning a cell's raw files (read by ``harness.results.raw``) into its figures:
 throughput and exact latency percentiles over the measurement window, CPU and memory over the
-window, the Little's-law bound and efficiency, open-load and long-lived connection figures; then
-the flags (``harness.results.flags``), the statistics over trials (``harness.results.trials``),
-the summary dtypes, and writing ``summary.csv``. It reads only the folder and
-``harness.schema``: a run copied from another machine renders the same. A missing or unreadable
-raw file leaves that cell's figures empty; it never raises. Public loading for charts, reports
-and notebooks goes through ``harness.results.folder``.
+window, connections per request (keep-alive), the Little's-law bound and efficiency, open-load
+and long-lived connection figures; then the flags (``harness.results.flags``), the statistics
+over trials (``harness.results.trials``), the summary dtypes, and writing ``summary.csv``. It
+reads only the folder and ``harness.schema``: a run copied from another machine renders the
+same. A missing or unreadable raw file leaves that cell's figures empty; it never raises. Public
+loading for charts, reports and notebooks goes through ``harness.results.folder``.
 """
 
 from __future__ import annotations
@@ -155,6 +155,8 @@ def _latency_figures(latency: dict[str, Any]) -> dict[str, Any]:
         "mean_ms": stats.mean_ms,
         "error_rate": _ratio(failures, requests),
         "latency_rise_ms": latency_rise_ms(latency.get("per_second") or [], duration_s),
+        # Keep-alive: TCP connections the generator itself opened in the window, per request.
+        "connections_per_request": _ratio(finite_number(latency.get("tcp_connects")), requests),
         **_open_figures(latency),
     }
 

@@ -340,6 +340,11 @@ class Sampler:
             self._sample()
 
 
+# Memory to the kB: per-connection memory divides a growth of a few hundred kB by a few
+# connections, which 0.1 MB steps would round away.
+MEMORY_DIGITS = 3
+
+
 def _number(value: float, digits: int = 1) -> str:
     return "" if math.isnan(value) else f"{value:.{digits}f}"
 
@@ -356,9 +361,9 @@ def write_rows(path: Path, rows: list[Row]) -> Path:
                     f"{row.t:.3f}",
                     row.role,
                     _number(row.cpu_pct),
-                    _number(row.rss_mb),
+                    _number(row.rss_mb, MEMORY_DIGITS),
                     "" if row.procs is None else row.procs,
-                    _number(row.pss_mb),
+                    _number(row.pss_mb, MEMORY_DIGITS),
                     row.conns,
                     _number(row.steal_pct),
                 ]
