@@ -74,3 +74,14 @@ def test_choose_keeps_a_cpu_finding_and_at_most_two_connection_findings() -> Non
     chosen = [f.text for f in choose(findings)]
     assert len(chosen) == MAX_FINDINGS
     assert chosen == ["c1", "c2", "h1", "h2", "cpu"]
+
+
+def test_a_server_that_closes_every_connection_is_named() -> None:
+    import pandas as pd
+
+    from harness.report.answer import keepalive_text
+
+    closes = pd.Series({"connections_per_request": 0.998})
+    assert keepalive_text(closes) == "; no keep-alive: 1.00 new connections per request"
+    assert keepalive_text(pd.Series({"connections_per_request": 0.0})) == ""
+    assert keepalive_text(pd.Series({"connections_per_request": float("nan")})) == ""

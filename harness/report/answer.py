@@ -60,11 +60,12 @@ def _medians(rows: pd.DataFrame, x: str, level: float) -> pd.DataFrame:
     return medians.join(first)
 
 
-def _keepalive_note(row: pd.Series) -> str:
+def keepalive_text(row: pd.Series) -> str:
+    """ "; no keep-alive: 1.00 new connections per request" when the server closed them."""
     opened: Any = row.get("connections_per_request")
     if missing(opened) or float(opened) < NO_KEEPALIVE:
         return ""
-    return f"; it opened {fmt(opened, 2)} connections per request (no keep-alive)"
+    return f"; no keep-alive: {fmt(opened, 2)} new connections per request"
 
 
 def _limiter(row: pd.Series) -> str:
@@ -137,7 +138,7 @@ def _http_finding(
         )
         return Finding(max(abs(math.log(ratio)), 0.5) * certainty, text + ".", "cpu")
     text = (
-        f"{where}: {served}. {wsgi} was limited by {_words(w)}{_keepalive_note(w)}; "
+        f"{where}: {served}. {wsgi} was limited by {_words(w)}{keepalive_text(w)}; "
         f"{asgi} by {_words(a)}"
     )
     return Finding(abs(math.log(ratio)) * certainty, text + ".", "http")

@@ -28,7 +28,7 @@ from harness.charts.paths import (
 )
 from harness.fileio import atomic_write_text
 from harness.format import fmt, fmt_exact, fmt_level, fmt_ms, load_text, missing, ratio_times
-from harness.report.answer import answer_section
+from harness.report.answer import answer_section, keepalive_text
 from harness.report.blocks import chart_lines, row_load_text, table
 from harness.report.connections import connection_headline, connections_section
 from harness.report.factors import factors_section
@@ -103,6 +103,7 @@ def limit_text(row: pd.Series) -> str:
 def _medians(rows: pd.DataFrame, x: str) -> pd.DataFrame:
     """One row per (target, load level): the median across trials of every figure."""
     figures = ["rps", "p50_ms", "p99_ms", "p99_uncorrected_ms", "bound_rps", "efficiency"]
+    figures += ["connections_per_request"]
     grouped = rows.groupby(["target", x], as_index=False)
     medians = grouped[figures].median()
     descriptive = ["load_model", "users", "rate", "slots", "service_time_ms", "limiter"]
@@ -152,6 +153,7 @@ def headline(results: Results, scenario: str, load_model: str = "closed") -> lis
         ratio = best["rps"] / other["rps"] if other["rps"] else math.inf
         bound_text = limit_text(other)
         bound_text = f", {bound_text}" if bound_text else ""
+        bound_text += keepalive_text(other)
         comparisons.append(f"{ratio:.1f}× {other['target']} ({fmt(other['rps'])} rps{bound_text})")
     if comparisons:
         sentence += ", " + "; ".join(comparisons)
