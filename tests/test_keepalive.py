@@ -103,4 +103,5 @@ def test_sync_worker_opens_a_connection_per_request_uvicorn_keeps_them(tmp_path:
         )
         assert isinstance(latency["tcp_connects"], int)
         if Path("/proc/net/snmp").is_file():  # the machine's count holds at least ours
-            assert latency["tcp_active_opens"] >= latency["tcp_connects"]
+            # (give or take a connect at the window's edges: the two are read a moment apart)
+            assert latency["tcp_active_opens"] >= latency["tcp_connects"] - 2
