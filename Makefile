@@ -52,7 +52,10 @@ report: $(STAMP)
 
 compare: $(STAMP)
 	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make compare A=results/<run> B=results/<run> [THRESHOLD=5]" >&2; exit 2; }
-	$(PY) -m harness compare $(A) $(B) --threshold $(THRESHOLD)
+	@# make exits 2 on any failed recipe: say the harness's own status (1 regression, 2 bad usage)
+	@$(PY) -m harness compare $(A) $(B) --threshold $(THRESHOLD) || { status=$$?; \
+	  echo "make compare: python -m harness compare exited $$status (1 regression, 2 bad usage; use it directly in CI)" >&2; \
+	  exit $$status; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

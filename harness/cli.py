@@ -8,8 +8,11 @@ line on stderr, exit status 2, no traceback. Exit status of ``run``: 0 every cel
 from __future__ import annotations
 
 import argparse
+import errno
 import math
+import os
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -17,10 +20,11 @@ from pathlib import Path
 from types import FrameType
 
 from harness import schema
+from harness.run import scenarios as scenario_module
 from harness.run.cpus import choose_pinning
 from harness.run.plan import RunOptions, parse_override
 from harness.run.profiles import DEFAULT_PROFILE, PROFILES
-from harness.run.scenarios import discover
+from harness.run.scenarios import discover, shown_folder
 from harness.schema import EXIT_FAILED_CELLS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from harness.units import (
     UsageError,
@@ -91,7 +95,9 @@ def build_parser() -> ArgumentParser:
         "--threshold", default="5", help="percent change that counts as a regression (default 5)"
     )
     compare.add_argument(
-        "--out", help="where to write the comparison (default: compare-A-vs-B beside RUN_B)"
+        "--out",
+        help="where to write the comparison, overwritten (default: a new compare-A-vs-B "
+        "beside RUN_B, or compare-A-vs-B-2, -3, ... when that exists)",
     )
     compare.add_argument(
         "--per-second",
@@ -141,8 +147,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    scenarios, broken = discover()
-    print("Scenarios (scenarios/*.py):")
+    folder = scenario_module.SCENARIO_DIR
+    scenarios, broken = discover(folder)
+    print(f"Scenarios ({Path(shown_folder(folder)) / '*.py'}):")
     for name, scenario in sorted(scenarios.items()):
         extra = []
         if scenario.users:
@@ -254,8 +261,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         _catch_interrupts()
         return resume_benchmark(Path(args.resume), argv, _progress, _started)
     options = run_options(args)
+    if options.out is not None:
+        _check_out(options.out)
     _catch_interrupts()
     return run_benchmark(options, argv, _progress, _started)
+
+
+def _check_out(out: str) -> None:
+    """Refuse an --out that cannot become a run folder, before anything starts."""
+    path = Path(out)
+    try:
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"--out {out}: exists and is not a folder; give a folder")
+        parent = path
+        while not parent.exists():
+            parent = parent.parent
+        if not parent.is_dir():
+            raise UsageError(f"--out {out}: {parent} is a file, so no folder can be made there")
+        os.rmdir(tempfile.mkdtemp(prefix=".gatebench-check-", dir=parent))
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot create a folder there ({exc.strerror})") from None
 
 
 def build_outputs(run_dir: Path) -> None:
@@ -290,12 +315,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.target not in TARGETS:
         raise UsageError(f"unknown target {args.target!r}; choose from {', '.join(TARGETS)}")
     target = TARGETS[args.target]
-    if args.host != HOST:
-        print(f"gatebench: warning: binding {args.host}, not loopback only", file=sys.stderr)
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port}: expected 1 to 65535")
-    port = args.port or free_port(args.host)
     log = Path("results") / f"serve-{target.name}.log"
+    _check_bind(args.host, args.port, log)
+    if args.host != HOST:
+        print(f"gatebench: warning: binding {args.host}, not loopback only", file=sys.stderr)
+    port = args.port or free_port(args.host)
     url = f"http://{args.host}:{port}"
     _catch_interrupts()  # before the server starts: a SIGTERM now must still stop it
     try:
@@ -310,10 +336,53 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return EXIT_OK
     except ServerError as exc:
-        print(f"gatebench: {exc}", file=sys.stderr)
+        if _port_taken(log):  # taken after _check_bind: one line, not the server's trace
+            print(
+                f"gatebench: error: {target.name} did not start: port {port} is already in "
+                f"use on {args.host}; see its log {log}",
+                file=sys.stderr,
+            )
+        else:
+            print(f"gatebench: {exc}", file=sys.stderr)
         return 1
     finally:
         stop_all()
+
+
+def _check_bind(host: str, port: int, log: Path) -> None:
+    """Bind host:port as the server will, and refuse now if that cannot work."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+    except (OSError, UnicodeError) as exc:
+        raise UsageError(f"--host {host}: not an address ({exc})") from None
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UsageError(
+                    f"--port {port}: port {port} is already in use on {host}; "
+                    f"the server was not started (its log would be {log})"
+                ) from None
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise UsageError(
+                    f"--host {host}: not an address of this machine; use 127.0.0.1, "
+                    "0.0.0.0 or one of its own addresses"
+                ) from None
+            raise UsageError(f"--host {host} --port {port}: cannot bind ({exc.strerror})") from None
+
+
+_PORT_TAKEN = ("address already in use", "connection in use", "address in use")
+
+
+def _port_taken(log: Path) -> bool:
+    """Whether the server's log says its port was taken (each server words it its own way)."""
+    try:
+        text = log.read_text(errors="replace").lower()
+    except OSError:
+        return False
+    return any(words in text for words in _PORT_TAKEN)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -329,11 +398,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if not (Path(folder) / schema.MANIFEST_FILE).is_file():
             raise UsageError(f"{folder}: not a results folder (no {schema.MANIFEST_FILE})")
     run_a, run_b = Path(args.run_a).resolve(), Path(args.run_b).resolve()
-    # Beside the runs, never inside one: a results folder is not edited after its run.
-    out = Path(args.out) if args.out else run_b.parent / f"compare-{run_a.name}-vs-{run_b.name}"
+    # --out is overwritten; by default a new compare-A-vs-B[-N] beside the runs, never inside one
+    out = Path(args.out) if args.out else None
     try:
         return run_compare(run_a, run_b, threshold, out, per_second=args.per_second)
-    except ValueError as exc:
+    except ValueError as exc:  # not a run, or no cell matched (NoMatchedCells)
         raise UsageError(str(exc)) from None
 
 

@@ -97,8 +97,18 @@ def ok(body: object) -> Reply:
 
 
 def not_found() -> HttpError:
-    routes = ", ".join(f"{'/'.join(methods)} {path}" for path, methods in ROUTES.items())
-    return HttpError(404, "not_found", f"no such route; routes are: {routes}")
+    from targets.streams import STREAM_ROUTES  # here: targets.streams imports this module
+
+    def listed(table: dict[str, tuple[str, ...]]) -> str:
+        return ", ".join(f"{'/'.join(methods)} {path}" for path, methods in table.items())
+
+    # The same body on every target, so the stream routes are named with where they live.
+    return HttpError(
+        404,
+        "not_found",
+        f"no such route; routes are: {listed(ROUTES)}; on the Flask and FastAPI targets "
+        f"also: {listed(STREAM_ROUTES)}",
+    )
 
 
 def method_not_allowed(path: str) -> HttpError:

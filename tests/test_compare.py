@@ -5,6 +5,9 @@ from __future__ import annotations
 import copy
 import json
 import math
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +19,17 @@ from analysis_fixtures import TARGETS, make_run
 from harness import schema
 from harness.charts import compare as compare_chart
 from harness.cli import main
-from harness.report.compare import FILES, HOW_TO_JUDGE, run_compare, write_comparison
+from harness.report.compare import (
+    FILES,
+    HOW_TO_JUDGE,
+    P_NOT_TESTED,
+    SELF_WARNING,
+    run_compare,
+    write_comparison,
+)
 from harness.results import compare
 
+ROOT = Path(__file__).resolve().parent.parent
 IO, FLASK, FASTAPI = "io", "flask-gunicorn-sync", "fastapi-uvicorn"
 SECONDS = 10
 # (target, users) -> rps of each trial; the stable baseline of run A.
@@ -335,15 +346,57 @@ def test_unmatched_cells_are_listed(tmp_path: Path) -> None:
     ]
 
 
-def test_no_matched_cells(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_matched_cells_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     a = write_run(tmp_path / "a", {(FLASK, 10): [78.0, 79.0]})
     b = write_run(tmp_path / "b", {(FASTAPI, 10): [200.0, 201.0]})
-    comparison = compare.compare_runs(a, b)
-    assert comparison.table.empty and list(comparison.table.columns) == list(compare.TABLE_COLUMNS)
-    assert "nothing was compared" in comparison.notes[0]
-    assert run_compare(a, b, 5.0, tmp_path / "out") == 0
-    assert "NO MATCHED CELLS" in capsys.readouterr().out
-    assert (tmp_path / "out" / "comparison.png").is_file()
+    with pytest.raises(compare.NoMatchedCells, match="no cell of A matched"):
+        compare.compare_runs(a, b)
+    out = tmp_path / "out"
+    assert main(["compare", str(a), str(b), "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    errors = captured.err.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith("gatebench: error: no cell of A matched")
+    assert f"A a: {IO} × {FLASK} × 10 users" in errors[0]
+    assert f"B b: {IO} × {FASTAPI} × 10 users" in errors[0]
+    assert "Traceback" not in captured.out + captured.err
+    assert not out.exists()  # nothing written
+    assert not list(tmp_path.glob("compare-*"))
+
+
+def test_no_ok_cell_on_one_side_is_named(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", BASE)
+    b = write_run(tmp_path / "b", {})
+    with pytest.raises(compare.NoMatchedCells, match="B b: no ok cell"):
+        compare.compare_runs(a, b)
+
+
+def test_no_matched_cells_names_a_few_items_per_side(tmp_path: Path) -> None:
+    groups = {(FLASK, users): [78.0, 79.0] for users in (1, 2, 3, 4, 5, 6)}
+    a = write_run(tmp_path / "a", groups)
+    b = write_run(tmp_path / "b", {(FASTAPI, 10): [200.0, 201.0]})
+    with pytest.raises(compare.NoMatchedCells, match=r"1 users,2 users,3 users,4 users \+2 more"):
+        compare.compare_runs(a, b)
+
+
+def test_comparing_a_run_with_itself_warns_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = write_run(tmp_path / "a", BASE)
+    link = tmp_path / "link"
+    link.symlink_to(a)
+    for other in (a, link, tmp_path / "." / "a"):
+        assert main(["compare", str(a), str(other), "--out", str(tmp_path / "out")]) == 0
+        captured = capsys.readouterr()
+        warnings = [line for line in captured.err.splitlines() if SELF_WARNING in line]
+        assert len(warnings) == 1 and warnings[0].startswith("gatebench: warning:")
+        assert captured.err.splitlines()[0] == warnings[0]
+        assert "Traceback" not in captured.out + captured.err
+        assert "no regression" in captured.out
+    b = write_run(tmp_path / "b", BASE)
+    assert main(["compare", str(a), str(b), "--out", str(tmp_path / "out")]) == 0
+    assert SELF_WARNING not in capsys.readouterr().err
 
 
 def test_files_are_written(tmp_path: Path) -> None:
@@ -362,15 +415,103 @@ def test_files_are_written(tmp_path: Path) -> None:
     assert "| fastapi-uvicorn | 10 users |" in md and "**yes**" in md
 
 
-def test_default_out_dir_is_inside_run_b(
+def test_default_out_dir_is_beside_run_b_and_keeps_earlier_comparisons(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     a = write_run(tmp_path / "a", BASE)
     b = write_run(tmp_path / "b", BASE)
+    first = tmp_path / "compare-a-vs-b"
     assert run_compare(a, b, 5.0, None) == 0
-    out = b / "compare-a"
-    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
-    assert str(out / "comparison.md") in capsys.readouterr().out
+    assert sorted(p.name for p in first.iterdir()) == sorted(FILES)
+    assert str(first / "comparison.md") in capsys.readouterr().out
+    (first / "comparison.md").write_text("earlier")
+    assert main(["compare", str(a), str(b)]) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    second = tmp_path / "compare-a-vs-b-2"
+    assert str(second / "comparison.md") in captured.out
+    assert (first / "comparison.md").read_text() == "earlier"  # kept
+    assert sorted(p.name for p in second.iterdir()) == sorted(FILES)
+    assert main(["compare", str(a), str(b)]) == 0
+    assert (tmp_path / "compare-a-vs-b-3" / "comparison.md").is_file()
+    assert not (b / "compare-a").exists()  # never inside a run
+
+
+def test_out_option_overwrites(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = write_run(tmp_path / "a", BASE)
+    b = write_run(tmp_path / "b", BASE)
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "comparison.md").write_text("earlier")
+    assert main(["compare", str(a), str(b), "--out", str(out)]) == 0
+    assert (out / "comparison.md").read_text() != "earlier"
+    assert not list(tmp_path.glob("compare-*"))
+
+
+def test_one_trial_p99_reads_not_tested(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With one trial a cell, no part of a row says "no significant change" of p99."""
+    a = write_run(tmp_path / "a", ONE_A, seed=1)
+    b = write_run(tmp_path / "b", ONE_B, seed=2, p99={(FLASK, 10): [90.0], (FASTAPI, 10): [60.0]})
+    for per_second in (False, True):
+        out = tmp_path / f"out-{per_second}"
+        argv = ["compare", str(a), str(b), "--out", str(out)]
+        assert main(argv + (["--per-second"] if per_second else [])) == int(per_second)
+        captured = capsys.readouterr()
+        assert "Traceback" not in captured.out + captured.err
+        lines = [line for line in captured.out.splitlines() if line.startswith(f"{IO} · ")]
+        assert len(lines) == 2
+        for line in lines:  # p (rps) and p (p99) without --per-second; p (p99) and verdict with
+            assert line.count(P_NOT_TESTED) == 2 and "n/a" not in line, line
+            assert "no significant change; p99" not in line or "p99 not tested" in line
+        table = pd.read_csv(out / "comparison.csv")
+        for verdict in table["verdict"]:
+            p99_part = verdict.partition(";")[2]
+            assert compare.NO_CHANGE not in p99_part
+            if per_second:
+                assert p99_part.strip() == compare.P99_NOT_TESTED
+            else:
+                assert verdict == compare.NOT_ENOUGH_TRIALS
+        assert table["p99_p_value"].isna().all()
+        md = (out / "comparison.md").read_text()
+        assert f"| {P_NOT_TESTED} |" in md
+
+
+def test_make_compare_exits_2_on_a_regression_and_says_the_harness_status(
+    tmp_path: Path,
+) -> None:
+    """make's own code for a failed recipe is 2; the harness's 1 is printed, and the harness
+    itself exits 1 (what CI should run, as the README says)."""
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    a = write_run(tmp_path / "a", BASE)
+    b = write_run(
+        tmp_path / "b", {(FLASK, 10): [78.5, 77.5, 78.2], (FASTAPI, 10): [100.0, 101.5, 98.5]}
+    )
+    make = ["make", "-s", "-C", str(ROOT), "compare", f"A={a}", f"B={b}", "STAMP=",
+            f"PY={sys.executable}"]  # fmt: skip
+    done = subprocess.run(make, capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "python -m harness compare exited 1" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    direct = [sys.executable, "-m", "harness", "compare", str(a), str(b)]
+    done = subprocess.run(
+        direct, capture_output=True, text=True, check=False, cwd=ROOT, timeout=120
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr
+    usage = [*direct[:4], str(a), str(tmp_path / "nowhere")]
+    done = subprocess.run(usage, capture_output=True, text=True, check=False, cwd=ROOT, timeout=120)
+    assert done.returncode == 2 and done.stderr.startswith("gatebench: error:")
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_readme_tells_ci_to_use_the_harness_not_make() -> None:
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert "In CI use `python -m harness compare A B`" in readme
+    assert "`make compare` exits 2 on any failure" in readme
+    assert "0 no regression" in readme and "1 a significant regression" in readme
+    assert "2 bad usage (not a results folder" in readme
+    assert "compare-<a>-vs-<b>-2" in readme
+    assert "Exit status of `run`: 0 every cell ran, 1 some cells failed" in readme
 
 
 def test_a_folder_that_is_not_a_run_is_refused(tmp_path: Path) -> None:

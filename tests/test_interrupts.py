@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -42,6 +44,7 @@ from test_faults import (
     wait_for,
 )
 
+from harness import cli as harness_cli
 from harness.cli import main
 from harness.run import runner as harness_runner
 from harness.run import servers as harness_servers
@@ -133,8 +136,17 @@ def test_an_interrupted_run_stops_every_child_and_saves_the_finished_cells(
     manifest = read_manifest(run.run_dir)
     assert manifest["status"] == "interrupted"
     statuses = [c["status"] for c in manifest["cells"]]
-    finished = ["ok"] if INTERRUPTS[name][1] == "cell" else []
-    assert statuses == finished + ["interrupted"] * (4 - len(finished)), statuses
+    if INTERRUPTS[name][1] == "cell":
+        # The first cell finished, the second was running: the last two never started.
+        assert statuses == ["ok", "interrupted", "pending", "pending"], statuses
+    else:  # stopped in the verify gate: no cell started
+        assert statuses == ["pending"] * 4, statuses
+    assert statuses.count("interrupted") <= 1, statuses
+    started = set(manifest.get("order", []))
+    for cell in manifest["cells"]:
+        if cell["status"] == "pending":
+            assert cell["cell_id"] not in started, cell
+            assert cell.get("started_at") is None, cell
     rows = read_summary(run.run_dir)
     assert [r["status"] for r in rows.values()] == statuses
     assert (run.run_dir / "report.md").is_file()
@@ -193,6 +205,94 @@ def test_an_interrupt_just_as_a_child_starts_still_ends_that_child(
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
+
+
+RESULT_LINE = re.compile(r"^    [\d,.]+ rps, \d+ failures")
+CELL_LINE = re.compile(r"^\[\d+/\d+\] (?P<scenario>\S+) x (?P<target>\S+) x (?P<users>\d+) users")
+
+
+def result_lines(progress: str) -> dict[tuple[str, str, int], str]:
+    """The result line printed after each cell's progress line, by (scenario, target, users)."""
+    lines = progress.splitlines()
+    found: dict[tuple[str, str, int], str] = {}
+    for line, following in itertools.pairwise(lines):
+        header = CELL_LINE.match(line)
+        if header and RESULT_LINE.match(following):
+            key = (header["scenario"], header["target"], int(header["users"]))
+            found[key] = following
+    return found
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+def test_an_interrupted_run_marks_only_the_running_cell_and_prints_every_finished_one(
+    interrupted_run: Callable[[str], Interrupted], name: str
+) -> None:
+    run = interrupted_run(name)
+    cells = read_manifest(run.run_dir)["cells"]
+    statuses = [c["status"] for c in cells]
+    running = statuses.index("interrupted")
+    assert statuses.count("interrupted") == 1, statuses
+    assert all(s == "ok" for s in statuses[:running]), statuses
+    assert statuses[running + 1 :] and all(s == "pending" for s in statuses[running + 1 :])
+    printed = result_lines(run.progress)
+    ok = [(c["scenario"], c["target"], c["users"]) for c in cells if c["status"] == "ok"]
+    assert ok, statuses
+    for key in ok:
+        assert key in printed, f"no result line for the finished cell {key}:\n{run.progress}"
+    interrupted = cells[running]
+    assert (interrupted["scenario"], interrupted["target"], interrupted["users"]) not in printed
+    assert len(printed) == len(ok), run.progress
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("moment", ["cell-returned", "saving"])
+def test_a_signal_as_a_cell_completes_keeps_it_ok_and_prints_its_result(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    restore_signals: None,
+    moment: str,
+) -> None:
+    """SIGTERM right after the first cell's measurement completed: that cell is ok and its
+    result line printed; the second never started, so it stays pending.
+
+    "cell-returned": the signal lands as run_stage returns; "saving": as the finished cell's
+    manifest is being saved. The real handler (cli) raises KeyboardInterrupt at once.
+    """
+    monkeypatch.setattr(harness_cli, "_interrupted", False)  # a fresh run's handler
+    real_stage = harness_runner.run_stage
+    real_save = harness_runner.save_manifest
+    completed: list[str] = []
+
+    def stage_then_signal(cell: Any, *args: Any, **kwargs: Any) -> Any:
+        result = real_stage(cell, *args, **kwargs)
+        completed.append(cell.cell_id)
+        if moment == "cell-returned":
+            os.kill(os.getpid(), signal.SIGTERM)
+        return result
+
+    def save_then_signal(*args: Any, **kwargs: Any) -> Any:
+        saved = real_save(*args, **kwargs)
+        if moment == "saving" and len(completed) == 1:
+            completed.append("signalled")
+            os.kill(os.getpid(), signal.SIGTERM)
+        return saved
+
+    monkeypatch.setattr(harness_runner, "run_stage", stage_then_signal)
+    monkeypatch.setattr(harness_runner, "save_manifest", save_then_signal)
+    run_dir = tmp_path / "run"
+    status = main(
+        ["run", "--scenarios", "health", "--targets", "fastapi-uvicorn", "--users", "2,3",
+         "--duration", "1", *QUICK, "--out", str(run_dir)]
+    )  # fmt: skip
+    progress = capsys.readouterr().err
+    assert status == 130, progress
+    cells = read_manifest(run_dir)["cells"]
+    assert [c["status"] for c in cells] == ["ok", "pending"], progress
+    printed = result_lines(progress)
+    assert list(printed) == [("health", "fastapi-uvicorn", 2)], progress
+    assert "Traceback" not in progress, progress
 
 
 # ---- 4. resume -------------------------------------------------------------------------------

@@ -1,6 +1,9 @@
 """Writing the comparison of two runs: comparison.csv, comparison.md, comparison.png, and the
 terminal table of ``python -m harness compare`` (``run_compare``, its exit status: 1 only when
-a regression passes the threshold, 0 otherwise, groups not judged included).
+a regression passes the threshold, 0 otherwise, groups not judged included; runs with no
+matched cell raise ``NoMatchedCells``, a usage error for the CLI). By default the files go to a
+new folder ``compare-A-vs-B`` beside run B (``default_out_dir``): an earlier comparison of the
+same runs is kept, the next one is ``compare-A-vs-B-2``, ``-3``, ...
 
 The statistics and verdicts are ``harness.results.compare``'s (``compare_runs``), the chart
 ``harness.charts.compare``'s; this module owns how they are told: the explanation of the test,
@@ -11,6 +14,7 @@ atomically.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +39,8 @@ from harness.results.compare import (
 
 FILES = ("comparison.csv", "comparison.md", "comparison.png")
 HOW_TO_JUDGE = "run both with --trials 3 or more, or pass --per-second"
+P_NOT_TESTED = "not tested"  # the p column of a change no test was run on
+SELF_WARNING = "comparing a run with itself"
 
 
 def _plain(value: Any) -> str:
@@ -44,7 +50,7 @@ def _plain(value: Any) -> str:
 
 def _p_text(p: Any, long: bool) -> str:
     if missing(p):
-        return "n/a"
+        return P_NOT_TESTED
     return f"{p:.3g} ({'significant' if p < ALPHA else 'not significant'})" if long else f"{p:.3g}"
 
 
@@ -121,8 +127,6 @@ def _markdown(comparison: Comparison) -> str:
         lines += ["|" + "---|" * len(columns)]
         lines += ["| " + " | ".join(row[c] or "no" for c in columns) + " |" for row in rows]
         lines.append("")
-    if not len(table):
-        lines += ["No cell of A matches a cell of B: nothing was compared.", ""]
     for title, items in (("Differences between the runs", comparison.notes),
                          ("Unmatched cells", comparison.unmatched)):  # fmt: skip
         lines += [f"## {title}", "", *([f"- {i}" for i in items] or ["None."]), ""]
@@ -154,22 +158,46 @@ def text_table(comparison: Comparison) -> str:
     return "\n".join("  ".join(line).rstrip() for line in lines)
 
 
+def default_out_dir(run_a: Path, run_b: Path) -> Path:
+    """A new folder beside run B, never inside a run (a run folder is not edited after its run):
+    ``compare-A-vs-B``, or ``compare-A-vs-B-2``, ``-3``, ... when earlier comparisons exist.
+
+    The folder is created here (``mkdir`` without ``exist_ok``), so two comparisons at once
+    never share one.
+    """
+    run_a, run_b = Path(run_a).resolve(), Path(run_b).resolve()
+    base = run_b.parent / f"compare-{run_a.name}-vs-{run_b.name}"
+    number = 1
+    while True:
+        out = base if number == 1 else base.with_name(f"{base.name}-{number}")
+        try:
+            out.mkdir(parents=True)
+        except FileExistsError:
+            number += 1
+            continue
+        return out
+
+
 def run_compare(
     run_a: Path, run_b: Path, threshold_pct: float = DEFAULT_THRESHOLD_PCT,
     out_dir: Path | None = None, per_second: bool = False,
 ) -> int:  # fmt: skip
     """Compare, print a table and the written files; 1 when a regression passes the threshold,
-    0 otherwise (groups not judged for lack of trials are never a regression)."""
+    0 otherwise (groups not judged for lack of trials are never a regression).
+
+    ``out_dir`` (overwritten) or, by default, a new ``default_out_dir``. ValueError for a folder
+    that is not a run, NoMatchedCells when the runs share no cell: nothing is written then.
+    """
+    if Path(run_a).resolve() == Path(run_b).resolve():
+        print(f"gatebench: warning: {SELF_WARNING} ({Path(run_b).resolve()}): every change "
+              f"is zero", file=sys.stderr, flush=True)  # fmt: skip
     comparison = compare_runs(Path(run_a), Path(run_b), threshold_pct, per_second)
-    out = Path(out_dir) if out_dir else Path(run_b) / f"compare-{Path(run_a).resolve().name}"
+    out = Path(out_dir) if out_dir else default_out_dir(Path(run_a), Path(run_b))
     print(f"compare {comparison.run_a} (A) -> {comparison.run_b} (B): "
           f"threshold ±{threshold_pct:g}%, alpha {ALPHA}")  # fmt: skip
-    if len(comparison.table):
-        print(text_table(comparison))
-        if not_judged_text(comparison):
-            print(not_judged_text(comparison))
-    else:
-        print("NO MATCHED CELLS: the runs share no (scenario, target, load); nothing compared")
+    print(text_table(comparison))
+    if not_judged_text(comparison):
+        print(not_judged_text(comparison))
     for title, items in (("note", comparison.notes), ("unmatched", comparison.unmatched)):
         print("".join(f"{title}: {item}\n" for item in items), end="")
     paths = write_comparison(comparison, out)

@@ -52,6 +52,11 @@ TABLE_COLUMNS = (
 )  # fmt: skip
 
 Key = tuple[Any, ...]
+SIDE_ITEMS = 4  # scenarios, targets or loads named per side in NoMatchedCells, then "+N more"
+
+
+class NoMatchedCells(ValueError):
+    """No (scenario, target, load) group of run A is in run B: there is nothing to compare."""
 
 
 @dataclass
@@ -245,13 +250,32 @@ def run_notes(ra: Results, rb: Results, keys: list[Key]) -> list[str]:
     return notes
 
 
+def _names(values: list[str]) -> str:
+    names = list(dict.fromkeys(values))
+    more = f" +{len(names) - SIDE_ITEMS} more" if len(names) > SIDE_ITEMS else ""
+    return ",".join(names[:SIDE_ITEMS]) + more
+
+
+def side_text(results: Results, keys: list[Key]) -> str:
+    """What one run holds, briefly: "run-id: io,cpu × flask-gunicorn-sync × 10 users,50 users"."""
+    if not keys:
+        return f"{results.run_id}: no ok cell"
+    parts = (
+        _names([str(k[0]) for k in keys]),
+        _names([str(k[1]) for k in keys]),
+        _names([_load(k[2], k[3], k[4]) for k in keys]),
+    )
+    return f"{results.run_id}: {' × '.join(parts)}"
+
+
 def compare_runs(
     run_a: Path,
     run_b: Path,
     threshold_pct: float = DEFAULT_THRESHOLD_PCT,
     per_second: bool = False,
 ) -> Comparison:
-    """Compare run A (before) with run B (after); ValueError naming a folder that is not a run.
+    """Compare run A (before) with run B (after); ValueError naming a folder that is not a run,
+    NoMatchedCells (a ValueError) when no group of A is in B.
 
     ``per_second`` tests the groups that lack trials over per-second samples instead of
     leaving them NOT_ENOUGH_TRIALS.
@@ -259,6 +283,11 @@ def compare_runs(
     ra, rb = load(run_a), load(run_b)
     groups_a, groups_b = _groups(ra), _groups(rb)
     matched = [k for k in groups_a if k in groups_b]
+    if not matched:
+        raise NoMatchedCells(
+            f"no cell of A matched a cell of B (same scenario, target and load), nothing to "
+            f"compare; A {side_text(ra, list(groups_a))}; B {side_text(rb, list(groups_b))}"
+        )
     unmatched = [f"only in A: {_label(k)}" for k in groups_a if k not in groups_b]
     unmatched += [f"only in B: {_label(k)}" for k in groups_b if k not in groups_a]
     rows, kept_edges = [], False
@@ -271,8 +300,6 @@ def compare_runs(
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     table["regression"] = table["regression"].astype(bool)
     notes = run_notes(ra, rb, matched)
-    if not matched:
-        notes.insert(0, "no cell of A matches a cell of B: nothing was compared")
     if kept_edges:
         notes.append(
             f"some windows were too short to drop their first and last seconds and keep "

@@ -70,6 +70,12 @@ def build_plan(
         if name in broken:
             raise UsageError(broken[name])
     chosen_targets = select(options.targets, profile.targets, target_names, "target")
+    for name, setting, value in options.overrides:
+        if name not in chosen_targets:
+            raise UsageError(
+                f"--set {name}.{setting}={value}: target {name} is not in this run "
+                f"(its targets: {', '.join(chosen_targets)}); add it to --targets or drop --set"
+            )
     trials = options.trials if options.trials is not None else profile.trials
     if trials < 1:
         raise UsageError(f"--trials {trials}: must be at least 1")
@@ -89,6 +95,12 @@ def build_plan(
         warmup = _first_given(
             options.warmup_s, scenario.warmup_s if own else None, profile.warmup_s
         )
+        if options.stall_at_s is not None and options.stall_at_s >= duration:
+            raise UsageError(
+                f"--stall-at {options.stall_at_s:g}: outside the measurement window, which "
+                f"lasts {duration:g} s (scenario {scenario_name}); choose a value below "
+                f"{duration:g}"
+            )
         levels: list[tuple[str, int, float | None]] = [
             ("closed", count, None) for count in dict.fromkeys(users)
         ]

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from harness import schema
@@ -336,16 +339,25 @@ class Runner:
         try:
             result = run_stage(cell, self.cell_dir(cell), server, generator, sampler, self.settings)
         except CellError as exc:
-            self.finish(record, schema.STATUS_FAILED, str(exc))
-            self.progress(f"    failed: {exc}")
+            with interrupts_deferred():
+                self.finish(record, schema.STATUS_FAILED, str(exc))
+                self.progress(f"    failed: {exc}")
             return
         except BaseException:
-            record.status = schema.STATUS_INTERRUPTED
-            record.finished_at = now_iso()
-            self.save()
+            with interrupts_deferred():
+                finished = completed_result(self.cell_dir(cell))
+                if finished is not None:  # the cell completed just before the signal
+                    self.finish(record, schema.STATUS_OK, None)
+                    self.progress("    " + describe(finished))
+                else:  # only the cell running when the signal came is "interrupted"
+                    record.status = schema.STATUS_INTERRUPTED
+                    record.finished_at = now_iso()
+                    self.save()
             raise
-        self.finish(record, schema.STATUS_OK, None)
-        self.progress("    " + describe(result))
+        # A signal now waits until the cell is saved and its result line printed.
+        with interrupts_deferred():
+            self.finish(record, schema.STATUS_OK, None)
+            self.progress("    " + describe(result))
 
     def has_trials(self) -> bool:
         return any(r.cell.trial > 1 for r in self.records)
@@ -364,6 +376,49 @@ class Runner:
         remaining = per_cell * (self.total - self.done)
         minutes, seconds = divmod(int(remaining), 60)
         return f", ETA {minutes}m{seconds:02d}s"
+
+
+def completed_result(cell_dir: Path) -> dict[str, Any] | None:
+    """The cell's latency record if its measurement window completed, else None."""
+    try:
+        record: dict[str, Any] = json.loads((cell_dir / schema.LATENCY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("complete") else None
+
+
+INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block ends, then hand them to their handlers.
+
+    The interrupt handler raises KeyboardInterrupt wherever the main thread is; a finished
+    cell's bookkeeping (its status saved, its result line printed) must not be cut short.
+    Python runs signal handlers in the main thread only, so elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        caught.append(signum)
+
+    previous = {signum: signal.signal(signum, hold) for signum in INTERRUPT_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            # None: a handler not set from Python, which cannot be put back; the default.
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        for held in caught:
+            handler = previous[signal.Signals(held)]
+            if callable(handler):
+                handler(held, None)  # the run's handler raises KeyboardInterrupt
+            elif handler != signal.SIG_IGN:
+                signal.raise_signal(held)  # the default action
 
 
 def plan_sweeps(records: list[CellRecord]) -> dict[SweepKey, dict[str, list[CellRecord]]]:

@@ -76,6 +76,14 @@ class Scenario:
         }
 
 
+def shown_folder(directory: Path) -> str:
+    """The folder as the user knows it: relative to the checkout when inside it."""
+    try:
+        return str(directory.resolve().relative_to(PROJECT_ROOT.resolve()))
+    except ValueError:
+        return str(directory)
+
+
 def scenario_files(directory: Path = SCENARIO_DIR) -> list[Path]:
     if not directory.is_dir():
         raise ScenarioError(f"scenario folder {directory} does not exist")
@@ -148,10 +156,8 @@ def from_report(path: Path, report: dict[str, Any]) -> Scenario:
         users = _users(settings.get("users"))
         service = _positive(settings.get("service_time_ms"), "service_time_ms")
         slot_time = _positive(settings.get("slot_time_ms"), "slot_time_ms")
-        duration = None if "duration" not in settings else parse_duration(settings["duration"])
-        warmup = (
-            None if "warmup" not in settings else parse_duration(settings["warmup"], zero_ok=True)
-        )
+        duration = _duration(settings, "duration")
+        warmup = _duration(settings, "warmup", zero_ok=True)
     except ValueError as exc:
         raise fail(f"invalid settings: {exc}") from None
     return Scenario(
@@ -182,6 +188,17 @@ def _users(value: Any) -> tuple[int, ...] | None:
     if len(set(value)) != len(value):
         raise ValueError(f"users {value!r} repeats a user count")
     return tuple(value)
+
+
+def _duration(settings: dict[str, Any], key: str, zero_ok: bool = False) -> float | None:
+    """settings[key] in seconds; an error names the key ("warmup: -1 must be ...")."""
+    if key not in settings:
+        return None
+    try:
+        return parse_duration(settings[key], zero_ok=zero_ok)
+    except ValueError as exc:
+        message = str(exc)
+        raise ValueError(f"{key}: {message.removeprefix('duration ')}") from None
 
 
 def _positive(value: Any, key: str) -> float | None:

@@ -156,9 +156,8 @@ def execute(
     except KeyboardInterrupt:
         interrupted = True
         stop_all()  # a child started just as the interrupt landed has no owner to stop it
-        for record in records:
-            if record.status == schema.STATUS_PENDING:
-                record.status = schema.STATUS_INTERRUPTED
+        # Only the cell running when the signal came is "interrupted" (Runner.run_one marks
+        # it); the cells that never started stay "pending", and --resume runs both.
         progress("gatebench: interrupted; saving the finished cells")
     manifest["status"] = (
         "interrupted"
