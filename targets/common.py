@@ -30,6 +30,13 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "/json": ("GET", "HEAD"),
     "/echo": ("POST",),
 }
+# The long-lived and background routes (served by targets.streams on the Flask and FastAPI
+# apps), path -> allowed methods as in ROUTES. "WEBSOCKET" marks a WebSocket-only path.
+STREAM_ROUTES: dict[str, tuple[str, ...]] = {
+    "/sse": ("GET", "HEAD"),
+    "/ws": ("WEBSOCKET",),
+    "/background": ("POST",),
+}
 
 DEFAULT_IO_MS = 50
 MAX_IO_MS = 10_000
@@ -97,8 +104,6 @@ def ok(body: object) -> Reply:
 
 
 def not_found() -> HttpError:
-    from targets.streams import STREAM_ROUTES  # here: targets.streams imports this module
-
     def listed(table: dict[str, tuple[str, ...]]) -> str:
         return ", ".join(f"{'/'.join(methods)} {path}" for path, methods in table.items())
 

@@ -35,12 +35,7 @@ from dataclasses import dataclass
 
 from targets import common
 
-# Path -> allowed methods, as in ``common.ROUTES``. "WEBSOCKET" marks a WebSocket-only path.
-STREAM_ROUTES: dict[str, tuple[str, ...]] = {
-    "/sse": ("GET", "HEAD"),
-    "/ws": ("WEBSOCKET",),
-    "/background": ("POST",),
-}
+STREAM_ROUTES = common.STREAM_ROUTES  # path -> allowed methods (the table lives in common)
 WEBSOCKET_PATHS = tuple(path for path, methods in STREAM_ROUTES.items() if "WEBSOCKET" in methods)
 
 DEFAULT_SSE_EVENTS = 10
