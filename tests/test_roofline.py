@@ -129,14 +129,14 @@ def _per_second(means: list[float], count: int = 100) -> list[list[float]]:
 
 def test_latency_rise_fits_a_line_through_the_window() -> None:
     climbing = _per_second([100.0 * (s + 1) for s in range(10)])
-    assert latency_rise_ms(climbing, 10) == pytest.approx(900 - 200)  # medians of thirds
+    assert latency_rise_ms(climbing) == pytest.approx(900 - 200)  # medians of thirds
     # A one-second stall in the middle of the window is not a climb.
     stalled = _per_second([1.0, 1.0, 1.0, 500.0, 1.0, 1.0, 1.0])
-    assert latency_rise_ms(stalled, 7) == pytest.approx(0)
+    assert latency_rise_ms(stalled) == pytest.approx(0)
     flat = _per_second([50.0, 52.0, 49.0, 51.0, 50.0, 50.0])
-    assert abs(latency_rise_ms(flat, 6) or 0) < 5
-    assert latency_rise_ms(_per_second([1.0, 2.0]), 2) is None  # too few seconds
-    assert latency_rise_ms([[0, 10, 0], [1, 10, 0]], 2) is None  # an old run: no means
+    assert abs(latency_rise_ms(flat) or 0) < 5
+    assert latency_rise_ms(_per_second([1.0, 2.0])) is None  # too few seconds
+    assert latency_rise_ms([[0, 10, 0], [1, 10, 0]]) is None  # an old run: no means
 
 
 def test_open_cell_that_falls_short_is_overloaded() -> None:

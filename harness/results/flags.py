@@ -42,17 +42,15 @@ FLAG_SEPARATOR = "; "
 OVERLOADED, UNSETTLED, NOISY = "overloaded", "unsettled", "noisy"
 
 
-def latency_rise_ms(per_second: Sequence[Sequence[Any]], duration_s: float | None) -> float | None:
+def latency_rise_ms(per_second: Sequence[Sequence[Any]]) -> float | None:
     """How far the per-second mean latency climbed through the window, in ms: the median of
     its last third of seconds minus the median of its first third.
 
     ``per_second`` rows are ``[second, ok, failed, mean_ms]`` (latency.json). Medians of thirds
     rather than a fitted line, so a stall in the middle of the window (injected or not) does
     not read as a climb, while a queue that grows the whole time does. None with fewer than
-    ``RISE_MIN_SECONDS`` seconds that completed anything. ``duration_s`` is unused (kept for
-    callers that pass the window).
+    ``RISE_MIN_SECONDS`` seconds that completed anything.
     """
-    del duration_s
     means = [
         float(row[3])
         for row in sorted(per_second, key=lambda r: float(r[0]))

@@ -154,7 +154,7 @@ def _latency_figures(latency: dict[str, Any]) -> dict[str, Any]:
         "max_ms": stats.max_ms,
         "mean_ms": stats.mean_ms,
         "error_rate": _ratio(failures, requests),
-        "latency_rise_ms": latency_rise_ms(latency.get("per_second") or [], duration_s),
+        "latency_rise_ms": latency_rise_ms(latency.get("per_second") or []),
         # Keep-alive: TCP connections the generator itself opened in the window, per request.
         "connections_per_request": _ratio(finite_number(latency.get("tcp_connects")), requests),
         **_open_figures(latency),
