@@ -32,23 +32,27 @@ from harness.loadgen.recorder import (
 PROJECT = Path(__file__).resolve().parent.parent
 
 
-def run_snippet(body: str) -> Any:
-    code = (
-        "import json, sys, time\nfrom harness.loadgen import extension as locust_ext\n"
-        + textwrap.dedent(body)
-    )
+def run_python(code: str, timeout: float = 120) -> Any:
+    """Run ``code`` in a fresh interpreter; the JSON it printed last."""
     done = subprocess.run(
         [sys.executable, "-c", code],
         cwd=PROJECT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert lines, done.stderr
     return json.loads(lines[-1])
+
+
+def run_snippet(body: str) -> Any:
+    return run_python(
+        "import json, sys, time\nfrom harness.loadgen import extension as locust_ext\n"
+        + textwrap.dedent(body)
+    )
 
 
 WINDOW = """
@@ -483,16 +487,7 @@ print(json.dumps({"tcp_connects": recorder.to_dict()["tcp_connects"], "raw": len
 @pytest.mark.parametrize("gevent", [True, False], ids=["gevent", "blocking"])
 def test_watch_tcp_connects_counts_each_connection_once(gevent: bool) -> None:
     patch = "from gevent import monkey; monkey.patch_all()\n" if gevent else ""
-    done = subprocess.run(
-        [sys.executable, "-c", patch + CONNECTS],
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    counts = json.loads(done.stdout.strip().splitlines()[-1])
+    counts = run_python(patch + CONNECTS, timeout=60)
     assert counts["tcp_connects"] == 3 + 1
     if gevent:  # a non-blocking connect calls connect_ex again once connected: not counted
         assert counts["raw"] > counts["tcp_connects"] + 2
