@@ -16,12 +16,18 @@ import socket
 import sys
 import tempfile
 import time
+import urllib.parse
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from harness import schema
 from harness.run import scenarios as scenario_module
-from harness.run.cpus import choose_pinning
+from harness.run.cpus import choose_pinning, usable_cpus
+from harness.run.external import EXTERNAL_NAME, INTERFACES, parse_url
+from harness.run.generators import parse_master
+from harness.run.network import MAX_NET_DELAY_MS, delay_device
 from harness.run.plan import RunOptions, parse_override
 from harness.run.profiles import DEFAULT_PROFILE, PROFILES
 from harness.run.scenarios import discover, shown_folder
@@ -65,6 +71,20 @@ def build_parser() -> ArgumentParser:
     run.add_argument(
         "--latency-log", action="store_true", help="also log every request's latency in raw/"
     )
+    run.add_argument(
+        "--generators",
+        help="locust worker processes on this machine, pinned to the generator CPUs "
+        "round-robin, under one locust master (default 1: one plain locust process)",
+    )
+    run.add_argument(
+        "--generators-external",
+        help="locust workers joining from other hosts (python -m harness worker --master "
+        "THIS_HOST:PORT); the run waits for them",
+    )
+    run.add_argument(
+        "--master-bind",
+        help="HOST[:PORT] the locust master listens on for external workers (default 0.0.0.0:5557)",
+    )
     run.add_argument("--no-calibrate", action="store_true", help="skip the generator ceiling")
     run.add_argument("--no-verify", action="store_true", help="skip the verify gate")
     run.add_argument(
@@ -77,12 +97,43 @@ def build_parser() -> ArgumentParser:
     run.add_argument(
         "--resume", metavar="RUN_DIR", help="finish the unfinished cells of an earlier run"
     )
+    run.add_argument(
+        "--url",
+        metavar="http://HOST:PORT",
+        help="benchmark a server gatebench did not start (e.g. one of `serve`), target "
+        f"{EXTERNAL_NAME}; its CPU and memory are not measured",
+    )
+    run.add_argument("--slots", help="with --url: requests the server holds at once, for the bound")
+    run.add_argument("--interface", help="with --url: wsgi or asgi, for the labels and ratios")
+    run.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="with --url: allow a host that is not this machine (loopback)",
+    )
+    run.add_argument(
+        "--net-delay",
+        metavar="MS",
+        help="with --url: add MS ms of one-way delay on the link to it (Linux netem, as root; "
+        "not on loopback); the manifest records the measured round trip",
+    )
+
+    worker = commands.add_parser(
+        "worker", help="a locust worker for a run on another host (--generators-external)"
+    )
+    worker.add_argument("--master", required=True, help="the run's host, HOST[:PORT] (5557)")
+    worker.add_argument("--cpus", help="pin the worker to these CPUs, e.g. 2 or 2,3")
+    worker.add_argument(
+        "--idle", default="60", help="seconds to wait for the next master before exiting"
+    )
 
     serve = commands.add_parser("serve", help="start one target by hand and print its URL")
     serve.add_argument("target", help="target name (see `list`)")
     serve.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, loopback only)"
+    )
+    serve.add_argument(
+        "--cpus", help="pin the server to these CPUs, e.g. 0 (as `run` pins its servers)"
     )
 
     verify = commands.add_parser("verify", help="check the targets answer alike")
@@ -133,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             "compare": cmd_compare,
             "report": cmd_report,
             "runs": cmd_runs,
+            "worker": cmd_worker,
         }
         return command[args.command](args)
     except UsageError as exc:
@@ -191,7 +243,8 @@ def run_options(args: argparse.Namespace) -> RunOptions:
             return None
         return tuple(int(v) for v in _digits(option, value))
 
-    return RunOptions(
+    external = _external_options(args)  # --url and its conflicts, before anything else
+    options = RunOptions(
         profile=profile,
         scenarios=tuple(s.strip() for s in args.scenarios.split(",")) if args.scenarios else None,
         targets=parse_name_list(args.targets, "--targets", list(TARGETS)) if args.targets else None,
@@ -211,7 +264,70 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         calibrate=not args.no_calibrate,
         verify=not args.no_verify,
         overrides=tuple(parse_override(item) for item in args.set or ()),
+        **_generator_options(args),
     )
+    return replace(options, **external) if external else options
+
+
+def _external_options(args: argparse.Namespace) -> dict[str, Any]:
+    """--url and its companions (harness.run.external), checked; {} without --url."""
+    if args.url is None:
+        for option, value in (("--slots", args.slots), ("--interface", args.interface),
+                              ("--allow-remote", args.allow_remote),
+                              ("--net-delay", args.net_delay)):  # fmt: skip
+            if value not in (None, False):
+                raise UsageError(
+                    f"{option} goes with --url only (the targets gatebench starts describe "
+                    "themselves: python -m harness list)"
+                )
+        return {}
+    for option, value in (("--targets", args.targets), ("--set", args.set),
+                          ("--stall-at", args.stall_at)):  # fmt: skip
+        if value is not None:
+            raise UsageError(
+                f"--url and {option} do not go together: --url benchmarks the one server "
+                "at that URL, which gatebench neither starts nor controls"
+            )
+    interface = args.interface
+    if interface is not None and interface not in INTERFACES:
+        raise UsageError(f"--interface: unknown {interface!r}; choose from {', '.join(INTERFACES)}")
+    url = parse_url(args.url, args.allow_remote)
+    return {
+        "url": url,
+        "slots": parse_positive_int(args.slots, "--slots") if args.slots is not None else None,
+        "interface": interface,
+        "targets": (EXTERNAL_NAME,),
+        "net_delay_ms": _net_delay(args.net_delay, url),
+    }
+
+
+def _net_delay(value: str | None, url: str) -> float | None:
+    """--net-delay MS, checked: a number of ms, on a link that is not loopback."""
+    if value is None:
+        return None
+    try:
+        delay = float(value.removesuffix("ms"))
+    except ValueError:
+        raise UsageError(f"--net-delay {value!r}: expected milliseconds, e.g. 5") from None
+    if not 0 < delay <= MAX_NET_DELAY_MS:
+        raise UsageError(
+            f"--net-delay {value}: expected more than 0 and at most {MAX_NET_DELAY_MS} ms"
+        )
+    delay_device(urllib.parse.urlsplit(url).hostname or "")  # refuses loopback
+    return delay
+
+
+def _generator_options(args: argparse.Namespace) -> dict[str, Any]:
+    """--generators, --generators-external and --master-bind, checked."""
+    local = parse_positive_int(args.generators, "--generators") if args.generators else None
+    external = 0
+    if args.generators_external is not None:
+        external = parse_positive_int(args.generators_external, "--generators-external")
+    if args.master_bind is not None:
+        if not external:
+            raise UsageError("--master-bind goes with --generators-external only")
+        parse_master(args.master_bind, "--master-bind")
+    return {"generators": local, "generators_external": external, "master_bind": args.master_bind}
 
 
 def _arrivals(value: str) -> str:
@@ -300,6 +416,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if all(r.passed for r in results.values()) else EXIT_FAILED_CELLS
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from harness.run.generators import run_worker
+
+    host, port = parse_master(args.master)
+    cpus = tuple(int(v) for v in _digits("--cpus", args.cpus)) if args.cpus else None
+    try:
+        idle_s = parse_duration(args.idle)
+    except ValueError as exc:
+        raise UsageError(f"--idle: {exc}") from None
+    return run_worker(host, port, cpus, idle_s, _progress)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from harness.run.servers import (
         HOST,
@@ -323,9 +451,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"gatebench: warning: binding {args.host}, not loopback only", file=sys.stderr)
     port = args.port or free_port(args.host)
     url = f"http://{args.host}:{port}"
+    cpus = _serve_cpus(args.cpus)
     _catch_interrupts()  # before the server starts: a SIGTERM now must still stop it
     try:
-        proc = start_process(target.command(args.host, port), log, None)
+        proc = start_process(target.command(args.host, port), log, cpus)
         deadline = time.monotonic() + READY_TIMEOUT_S
         wait_ready(url, proc, log, target.name)
         wait_settled(proc, target, log, deadline)  # every worker up, as for a run
@@ -347,6 +476,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1
     finally:
         stop_all()
+
+
+def _serve_cpus(value: str | None) -> tuple[int, ...] | None:
+    """``serve --cpus``: CPUs to pin the server to, each usable here (None: not pinned)."""
+    if value is None:
+        return None
+    cpus = tuple(int(v) for v in _digits("--cpus", value))
+    usable = usable_cpus()
+    for cpu in cpus:
+        if cpu not in usable:
+            raise UsageError(f"--cpus: CPU {cpu} is not usable here; usable: {usable}")
+    return cpus
 
 
 def _check_bind(host: str, port: int, log: Path) -> None:

@@ -22,7 +22,10 @@ from typing import Any, TypedDict
 #       manifest "order", calibration "runs_rps"/"spread", verify "io_overhead_ms"
 #       - keep-alive measured: summary column connections_per_request appended; latency.json
 #       "tcp_connects" (the generator's own) and "tcp_active_opens" (the machine's)
-SCHEMA_VERSION = 4
+#   5 - several load generators (locust master and workers): summary columns generators,
+#       generator_budget_pct, worker_cpu_max_pct appended; latency.json "workers" (each
+#       worker's own figures); manifest "generators" and "network" (--url: round trip, delay)
+SCHEMA_VERSION = 5
 
 # Never rename or reorder these; add new columns at the end.
 SUMMARY_COLUMNS: tuple[str, ...] = (
@@ -107,6 +110,9 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "other_cpu_pct",  # CPU of processes other than server, generator, harness (% of a core)
     "connections_per_request",  # TCP connections the generator opened in the window / requests:
     # ~1 when the server closes after every response (no keep-alive), ~0 when it keeps them
+    "generators",  # locust processes that made the requests (workers; 1: one plain process)
+    "generator_budget_pct",  # CPU they could use: 100 per core (one core per process at most)
+    "worker_cpu_max_pct",  # several generators: the busiest worker's own CPU over its window
 )
 
 MANIFEST_FILE = "manifest.json"
@@ -237,6 +243,8 @@ class Manifest(TypedDict, total=False):
     options: dict[str, Any]
     profile: dict[str, Any]
     pinning: dict[str, Any]
+    generators: dict[str, Any]  # the load generator's processes (GeneratorLayout.to_dict)
+    network: dict[str, Any] | None  # --url: round trip to the target, added delay (run.network)
     scenarios: dict[str, dict[str, Any]]
     targets: dict[str, dict[str, Any]]
     verify: dict[str, dict[str, Any]]

@@ -46,6 +46,7 @@ from test_faults import (
 
 from harness import cli as harness_cli
 from harness.cli import main
+from harness.run import generators as harness_generators
 from harness.run import runner as harness_runner
 from harness.run import servers as harness_servers
 from harness.run.session import RunLock
@@ -159,7 +160,7 @@ def test_an_interrupted_run_stops_every_child_and_saves_the_finished_cells(
 @pytest.mark.e2e
 @pytest.mark.parametrize(
     ("module", "what"),
-    [(harness_servers, "target server"), (harness_runner, "locust")],
+    [(harness_servers, "target server"), (harness_generators, "locust")],
     ids=["server", "generator"],
 )
 def test_an_interrupt_just_as_a_child_starts_still_ends_that_child(

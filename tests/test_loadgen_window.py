@@ -260,13 +260,13 @@ def test_window_close_counts_unheld_connections_as_connect_failures() -> None:
         gevent.sleep(0.3)
         stage = Stage("c", "/tmp", "closed", 3, None, 0.0, 60.0)
         runner = SimpleNamespace(user_classes=[Stream])
-        record = ext._close_window(runner, stage, recorder, Schedule())
+        record = ext._close_window(runner, stage, recorder, Schedule(), stage.users)
         http_record = Recorder(0.0, 1.0).to_dict()
         for greenlet in (*holders, refused):
             greenlet.kill()
         print(json.dumps({"record": record, "after": users.held_connections(),
                           "requested_http": ext._requested_connections(
-                              SimpleNamespace(user_classes=[]), stage)}))
+                              SimpleNamespace(user_classes=[]), stage.users)}))
         """
         )
     )

@@ -113,6 +113,7 @@ def test_only_pending_cells_are_planned() -> None:
 class FakeGenerator:
     def __init__(self, *args: Any) -> None:
         self.pid = 0
+        self.pids = [0]
         self.proc = None
         self.argv: list[str] = []
 

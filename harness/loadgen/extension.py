@@ -30,6 +30,21 @@ module. One process runs every stage (cell) of the plan in order. For each stage
 
 After the last stage locust quits. It also quits when its parent (the orchestrator) is gone
 or no go file comes within ``GO_TIMEOUT_S``.
+
+**Several generators** (``--generators N``, locust's ``--master``/``--worker``): the master runs
+the plan as above but starts no request itself. Per stage it sends each worker the stage
+(``STAGE_MESSAGE``: closed load splits the users over the workers, locust's own dispatch; open
+load runs one driver per worker at rate / N, each with its own arrival seed), starts the users,
+and once every worker has spawned them tells all workers to open their windows at once
+(``WINDOW_MESSAGE``: each worker times its window from the message's arrival, so workers on
+other hosts need no synchronised clock). Each worker records its share exactly as one process
+does, measures its own CPU over its window, and at its window's close sends its whole record
+(``RECORD_MESSAGE``: encoded histograms, counts, lateness, its request log) to the master,
+which adds them (``harness.loadgen.merge``) into the cell's ``latency.json``, with a
+``workers`` list of each worker's own figures. A worker missing after ``RECORD_WAIT_S`` makes
+the record incomplete (the cell fails, naming it). The master writes ``READY_FILE`` beside
+the plan once every expected worker has joined. A worker whose master stops sending heartbeats
+for ``MASTER_GONE_S`` quits by itself.
 """
 
 from __future__ import annotations
@@ -37,7 +52,9 @@ from __future__ import annotations
 import csv
 import gc
 import json
+import logging
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -47,12 +64,13 @@ import gevent
 from gevent.event import Event
 from locust import User, events
 from locust.env import Environment
-from locust.runners import STATE_INIT, STATE_STOPPED
+from locust.runners import STATE_INIT, STATE_STOPPED, MasterRunner, WorkerRunner
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
 from harness import schema
 from harness.fileio import atomic_write_text, replacing
 from harness.loadgen import OPEN_USER_CLASS
+from harness.loadgen.merge import WORKER_KEY, merge_logs, merge_records
 from harness.loadgen.open_load import Schedule, check_user_class, intended_start, make_open_user
 from harness.loadgen.recorder import (
     HIGHEST_US,
@@ -61,7 +79,7 @@ from harness.loadgen.recorder import (
     read_active_opens,
     watch_tcp_connects,
 )
-from harness.loadgen.stages import Stage, read_go, read_plan
+from harness.loadgen.stages import READY_FILE, Stage, read_go, read_plan
 
 __all__ = ["HIGHEST_US", "Recorder", "failure_kind", "sleep_until"]
 
@@ -82,6 +100,16 @@ _schedule = Schedule()  # ... and its arrival schedule (open load)
 _window_opened = Event()
 _idle = Event()  # set once locust's own start (with no users) is done
 _counting_connects = False  # the TCP connect audit hook is installed (a plan is running)
+
+# Several generators (locust master and workers), see the module docstring.
+STAGE_MESSAGE = "gatebench_stage"  # master -> workers: the stage to run, and how many share it
+WINDOW_MESSAGE = "gatebench_window"  # master -> workers: open the measurement window now
+RECORD_MESSAGE = "gatebench_record"  # worker -> master: its record of the stage
+RECORD_WAIT_S = 30.0  # after its own window's end, the master waits this long for the records
+WORKERS_WAIT_S = 30.0  # ... and at a stage's start, this long for every worker to be ready
+MASTER_GONE_S = 5.0  # a worker without a heartbeat from its master this long quits
+_records: dict[str, list[dict[str, Any]]] = {}  # master: cell id -> the workers' records
+_worker_users = 0  # worker: users of the running stage on this worker
 
 
 def _current_schedule() -> Schedule:
@@ -110,7 +138,9 @@ def _scenario_classes() -> list[type[User]]:
 
 
 def _open_window_now() -> None:
-    if _recorder is not None and _recorder.window_start is None:
+    # A worker's window opens when the master says so (WINDOW_MESSAGE), on every worker at once.
+    worker = isinstance(_environment and _environment.runner, WorkerRunner)
+    if _recorder is not None and _recorder.window_start is None and not worker:
         _open_window()
 
 
@@ -125,15 +155,27 @@ def _add_arguments(parser: Any) -> None:
 
 @events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
-    global _environment, _counting_connects
+    global _environment
     _environment = environment
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        _start_worker(runner)  # a worker gets its stages from the master, not from a plan
+        return
     options = environment.parsed_options
     if options is None or not options.gatebench_plan:
         return  # loaded without the harness (e.g. plain `locust -f`): record nothing
+    if isinstance(runner, MasterRunner):
+        runner.register_message(RECORD_MESSAGE, _on_record)
+    else:
+        _count_connects()
+    gevent.spawn(_sweep, environment, options.gatebench_plan)
+
+
+def _count_connects() -> None:
+    global _counting_connects
     if not _counting_connects:
         watch_tcp_connects(_on_tcp_connect)
         _counting_connects = True
-    gevent.spawn(_sweep, environment, read_plan(options.gatebench_plan))
 
 
 @events.request.add_listener
@@ -170,15 +212,25 @@ def _on_spawned(user_count: int, **_: Any) -> None:
     if _stage is None:
         _idle.set()  # locust's own headless start, with no users: the sweep may begin
         return
-    # Closed load: warm-up starts once every user is spawned. Open load starts its window
-    # when the schedule starts (see _open_window_now).
-    if _recorder is not None and _recorder.window_start is None and _stage.load_model == "closed":
+    if _recorder is None or _recorder.window_start is not None or _environment is None:
+        return
+    runner = _environment.runner
+    if isinstance(runner, MasterRunner):
+        # Every worker has spawned its share (open load: its driver): all open their windows.
+        _open_window()
+        runner.send_message(WINDOW_MESSAGE, {"cell_id": _stage.cell_id})
+    elif not isinstance(runner, WorkerRunner) and _stage.load_model == "closed":
+        # Closed load: warm-up starts once every user is spawned. Open load starts its window
+        # when the schedule starts (see _open_window_now).
         _open_window()
 
 
 @events.test_stop.add_listener
 def _on_stop(environment: Environment, **_: Any) -> None:
     # locust stopping under a stage (SIGTERM, a crash): write what there is, marked incomplete.
+    # A worker writes nothing: its record goes to the master.
+    if isinstance(environment.runner, WorkerRunner):
+        return
     if _stage is not None and _recorder is not None and not _recorder.written:
         _write_stage(environment, _stage, _recorder, _recorder.to_dict())
 
@@ -188,16 +240,23 @@ def _open_window() -> None:
     _recorder.open_window(time.time())
     assert _recorder.window_start is not None and _recorder.window_end is not None
     _schedule.window = (_recorder.window_start, _recorder.window_end)
+    _window_opened.set()
+    if _environment is not None and isinstance(_environment.runner, WorkerRunner):
+        return  # the cell's folder is the master's
     window = {"window_start": _recorder.window_start, "window_end": _recorder.window_end}
     # Tells the orchestrator when the window opens (it times an injected stall by it).
     atomic_write_text(os.path.join(_stage.out_dir, schema.WINDOW_FILE), json.dumps(window))
-    _window_opened.set()
 
 
-def _sweep(environment: Environment, stages: list[Stage]) -> None:
+def _sweep(environment: Environment, plan: str) -> None:
     runner = environment.runner
     assert runner is not None
+    stages = read_plan(plan)
     _idle.wait(timeout=30)
+    if isinstance(runner, MasterRunner):  # locust starts only once every worker has joined
+        workers = [{"index": runner.get_worker_index(c.id), "id": c.id} for c in runner.clients.all]
+        ready = {"workers": sorted(workers, key=lambda w: w["index"])}
+        atomic_write_text(os.path.join(os.path.dirname(plan), READY_FILE), json.dumps(ready))
     parent = os.getppid()
     for stage in stages:
         go = _wait_for_go(stage, parent)
@@ -206,7 +265,10 @@ def _sweep(environment: Environment, stages: list[Stage]) -> None:
         if go.get("skip"):
             continue
         environment.host = str(go["host"])
-        _run_stage(environment, stage)
+        if isinstance(runner, MasterRunner):
+            _run_master_stage(environment, runner, stage)
+        else:
+            _run_stage(environment, stage)
     runner.quit()
 
 
@@ -241,10 +303,160 @@ def _run_stage(environment: Environment, stage: Stage) -> None:
     sleep_until(recorder.window_start)  # warm-up over: the machine's connects from here on
     recorder.active_opens(read_active_opens(), at_close=False)
     sleep_until(recorder.window_end)
-    record = _close_window(runner, stage, recorder, schedule)
+    record = _close_window(runner, stage, recorder, schedule, stage.users)
     runner.stop()
     gc.collect()  # close the stopped users' sockets now, not in the next stage
     _write_stage(environment, stage, recorder, record)
+
+
+def _run_master_stage(environment: Environment, runner: MasterRunner, stage: Stage) -> None:
+    """One stage over every worker: send the stage, start the users, open every window at
+    once, then merge the workers' records into the cell's files."""
+    global _stage, _recorder, _schedule
+    if runner.state not in (STATE_INIT, STATE_STOPPED):
+        runner.stop()
+    options = environment.parsed_options
+    expected = int(getattr(options, "expect_workers", 1) or 1)
+    deadline = time.monotonic() + WORKERS_WAIT_S
+    while len(runner.clients.ready) < expected and time.monotonic() < deadline:
+        gevent.sleep(GO_POLL_S)  # a worker stopped by the previous stage reports ready again
+    workers = runner.worker_count
+    recorder = Recorder(stage.warmup_s, stage.duration_s)  # the master's window only
+    recorder.log = [] if stage.log else None
+    _window_opened.clear()
+    _records[stage.cell_id] = []
+    _stage, _recorder, _schedule = stage, recorder, Schedule()
+    runner.send_message(STAGE_MESSAGE, {"stage": stage.to_dict(), "workers": workers})
+    count = workers if stage.load_model == "open" else stage.users
+    runner.start(count, spawn_rate=count)
+    _window_opened.wait()
+    assert recorder.window_end is not None
+    sleep_until(recorder.window_end)
+    deadline = time.monotonic() + RECORD_WAIT_S
+    records = _records[stage.cell_id]
+    while len(records) < workers and time.monotonic() < deadline:
+        gevent.sleep(GO_POLL_S)
+    record = _merged(recorder, list(records), workers)
+    runner.stop()
+    _write_stage(environment, stage, recorder, record)
+    del _records[stage.cell_id]
+
+
+def _merged(recorder: Recorder, records: list[dict[str, Any]], workers: int) -> dict[str, Any]:
+    """The cell's record from the workers' (incomplete, saying why, when one is missing)."""
+    recorder.written = True  # what the master recorded itself is nothing: never write it
+    if not records:
+        record = recorder.to_dict()
+        record["complete"] = False
+        record["error"] = f"none of the {workers} locust workers sent its record"
+        return record
+    if recorder.log is not None:
+        recorder.log = merge_logs(r.pop("log", []) for r in records)
+    record = merge_records(records)
+    if len(records) < workers:
+        sent = sorted(int(r.get(WORKER_KEY, {}).get("index", -1)) for r in records)
+        record["complete"] = False
+        record["error"] = (
+            f"only {len(records)} of {workers} locust workers sent their record "
+            f"(indexes {sent}); see the workers' output"
+        )
+    return record
+
+
+def _on_record(environment: Environment, msg: Any, **_: Any) -> None:
+    """Master: a worker's record of a stage."""
+    records = _records.get(str(msg.data.get("cell_id")))
+    if records is not None:  # a record of a stage given up on is dropped
+        records.append(msg.data["record"])
+
+
+def _start_worker(runner: WorkerRunner) -> None:
+    """A worker: record what the master's stages ask for, and quit when the master is gone."""
+    _count_connects()
+    runner.register_message(STAGE_MESSAGE, _on_stage_message)
+    runner.register_message(WINDOW_MESSAGE, _on_window_message)
+    gevent.spawn(_watch_master, runner)
+
+
+def _on_stage_message(environment: Environment, msg: Any, **_: Any) -> None:
+    """Worker: a new stage starts. Closed load: locust gives this worker its share of the
+    users; open load: this worker drives 1/N of the rate, with its own arrival seed."""
+    global _stage, _recorder, _schedule
+    stage = Stage(**msg.data["stage"])
+    workers = max(int(msg.data["workers"]), 1)
+    runner = environment.runner
+    index = max(int(getattr(runner, "worker_index", 0)), 0)
+    recorder = Recorder(stage.warmup_s, stage.duration_s, count_connects=_counting_connects)
+    recorder.log = [] if stage.log else None
+    schedule = Schedule()
+    if stage.load_model == "open" and stage.rate:
+        seed = None if stage.seed < 0 else stage.seed * 1000 + index
+        schedule.configure(stage.rate / workers, stage.arrivals, seed, stage.duration_s)
+    _window_opened.clear()
+    _stage, _recorder, _schedule = stage, recorder, schedule
+    recorder.load_started_at = time.time()
+
+
+def _on_window_message(environment: Environment, msg: Any, **_: Any) -> None:
+    """Worker: every worker has spawned its users: the window opens now."""
+    stage, recorder, schedule = _stage, _recorder, _schedule
+    if stage is None or recorder is None or msg.data.get("cell_id") != stage.cell_id:
+        return
+    _open_window()
+    gevent.spawn(_worker_window, environment, stage, recorder, schedule)
+
+
+def _worker_window(
+    environment: Environment, stage: Stage, recorder: Recorder, schedule: Schedule
+) -> None:
+    """Worker: run the window, then send the record, with this worker's own figures."""
+    runner = environment.runner
+    assert recorder.window_start is not None and recorder.window_end is not None
+    sleep_until(recorder.window_start)
+    recorder.active_opens(read_active_opens(), at_close=False)
+    cpu_start, wall_start = _cpu_seconds(), time.time()
+    sleep_until(recorder.window_end)
+    cpu_used, wall = _cpu_seconds() - cpu_start, time.time() - wall_start
+    users = int(getattr(runner, "target_user_count", 0) or 0)
+    record = _close_window(runner, stage, recorder, schedule, users)
+    if stage.load_model == "open":
+        record["open"] = {**schedule.to_dict(), **recorder.open_figures()}
+    affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    record[WORKER_KEY] = {
+        "index": int(getattr(runner, "worker_index", -1)),
+        "hostname": socket.gethostname(),
+        "pid": os.getpid(),
+        "users": 1 if stage.load_model == "open" else users,
+        "rate": schedule.rate if stage.load_model == "open" else None,
+        "cpu_pct": round(100 * cpu_used / wall, 1) if wall > 0 else None,
+        "cpus": affinity,
+    }
+    if recorder.log is not None:
+        record["log"] = [[t, us] for t, us in recorder.log]
+    send_stats = getattr(runner, "_send_stats", None)
+    if callable(send_stats):
+        send_stats()  # locust's own figures reach the master before it stops the users
+    assert runner is not None
+    runner.send_message(RECORD_MESSAGE, {"cell_id": stage.cell_id, "record": record})
+
+
+def _cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def _watch_master(runner: WorkerRunner) -> None:
+    """Quit once the master has sent no heartbeat for MASTER_GONE_S (it sends one a second):
+    locust's own limit is a minute."""
+    while True:
+        gevent.sleep(1.0)
+        last = runner.last_heartbeat_timestamp
+        if last is not None and time.time() - last > MASTER_GONE_S:
+            logging.getLogger("gatebench").error(
+                "no heartbeat from the locust master for %.0f s: quitting", MASTER_GONE_S
+            )
+            runner.quit()
+            return
 
 
 def sleep_until(
@@ -264,13 +476,14 @@ def sleep_until(
 
 
 def _close_window(
-    runner: Any, stage: Stage, recorder: Recorder, schedule: Schedule
+    runner: Any, stage: Stage, recorder: Recorder, schedule: Schedule, user_count: int
 ) -> dict[str, Any]:
     """The window has closed: take the record before the users stop (they are still running,
-    so in-flight tasks and held connections are counted as they are at the close)."""
+    so in-flight tasks and held connections are counted as they are at the close).
+    ``user_count``: the users this process runs (a worker: its share of the stage's)."""
     recorder.active_opens(read_active_opens(), at_close=True)
     schedule.close_window()
-    requested = _requested_connections(runner, stage)
+    requested = _requested_connections(runner, user_count)
     users = sys.modules.get(USERS_MODULE)
     if requested is not None and users is not None:
         recorder.close_connections(requested, users.held_by_protocol())
@@ -279,7 +492,7 @@ def _close_window(
     return record
 
 
-def _requested_connections(runner: Any, stage: Stage) -> dict[str, int] | None:
+def _requested_connections(runner: Any, users: int) -> dict[str, int] | None:
     """Long-lived connections the stage asked for, by protocol; None for an HTTP stage."""
     running = getattr(runner, "user_classes", None) or _loaded_classes()  # named on the CLI
     classes = [c for c in running if c.__name__ != OPEN_USER_CLASS]
@@ -288,7 +501,7 @@ def _requested_connections(runner: Any, stage: Stage) -> dict[str, int] | None:
         return None
     protocols = {str(getattr(c, "protocol", "")) for c in long_lived}
     if len(protocols) == 1 and len(long_lived) == len(classes):
-        return {protocols.pop(): stage.users}  # every user holds one connection
+        return {protocols.pop(): users}  # every user holds one connection
     # Mixed classes: what locust set out to run of each (target counts, not the survivors).
     counts: dict[str, int] = getattr(runner, "target_user_classes_count", None) or {}
     requested: dict[str, int] = {}
@@ -304,9 +517,10 @@ def _write_stage(
     recorder.written = True
     record["host"] = environment.host
     if stage.load_model == "open":
-        record["open"] = {**_schedule.to_dict(), **recorder.open_figures()}
+        if "open" not in record:  # a master's merged record has it already
+            record["open"] = {**_schedule.to_dict(), **recorder.open_figures()}
     else:
-        del record["histogram_uncorrected"]  # same as "histogram" in closed load
+        record.pop("histogram_uncorrected", None)  # same as "histogram" in closed load
     stats = StatsCSV(environment, PERCENTILES_TO_REPORT)
     for name, method in LOCUST_CSV.items():
         with replacing(os.path.join(stage.out_dir, name)) as tmp, open(tmp, "w") as handle:

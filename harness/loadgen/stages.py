@@ -25,6 +25,7 @@ from harness.fileio import atomic_write_text
 
 GO_FILE = "go.json"  # in a cell's folder: the orchestrator's go-ahead for that stage
 PLAN_FILE = "sweep.json"  # in the folder of a sweep's first cell
+READY_FILE = "generators.json"  # beside the plan: a locust master's workers have all joined
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,15 @@ def read_plan(path: str | Path) -> list[Stage]:
     with open(path, encoding="utf-8") as handle:
         data = json.load(handle)
     return [Stage(**entry) for entry in data["stages"]]
+
+
+def read_ready(plan_dir: Path) -> dict[str, Any] | None:
+    """What a locust master wrote once every expected worker joined, or None before."""
+    try:
+        data: dict[str, Any] = json.loads((plan_dir / READY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return data
 
 
 def write_go(out_dir: Path, host: str | None) -> Path:

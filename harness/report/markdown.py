@@ -34,6 +34,7 @@ from harness.report.connections import connection_headline, connections_section
 from harness.report.factors import factors_section
 from harness.report.sections import (
     closed_vs_open_section,
+    external_note,
     generator_bound_section,
     load_flags_section,
     measurement_section,
@@ -380,7 +381,9 @@ def _environment_section(results: Results) -> list[str]:
             [
                 name,
                 *(str(t.get(k, "")) for k in keys),
-                "unbounded" if t.get("slots") is None else str(t["slots"]),
+                str(t["slots"])
+                if t.get("slots") is not None
+                else ("unknown" if t.get("external") else "unbounded"),
                 str(t.get("description", "")),
             ]
             for name, t in sorted(targets.items())
@@ -408,7 +411,7 @@ def render_report(results: Results) -> str:
     ]
     if results.status != "complete":
         lines += [f"> This run is **{results.status}**: figures cover only the cells that ran.", ""]
-    lines += pinning_warning(results)
+    lines += pinning_warning(results) + external_note(results)
     lines += answer_section(results)
     lines += ["## How to read this", "", HOW_TO_READ, ""]
     findings = [

@@ -72,6 +72,30 @@ def pinning_warning(results: Results) -> list[str]:
     ]
 
 
+def external_note(results: Results) -> list[str]:
+    """Why a target gatebench did not start (``run --url``) has no server CPU or memory."""
+    lines = []
+    for name, target in results.targets.items():
+        if not target.get("external"):
+            continue
+        slots = target.get("slots")
+        bound = (
+            f"its slots ({slots}) come from --slots"
+            if slots is not None
+            else "no --slots was given, so no slots ceiling bounds its cells"
+        )
+        if target.get("interface") not in ("asgi", "wsgi"):
+            bound += "; without --interface it is left out of the ASGI/WSGI ratios"
+        lines += [
+            f"> **{name}: server CPU and memory were not measured:** the target at "
+            f"{target.get('url') or '?'} was not started by gatebench, so there was no server "
+            "process to sample (nor to pin to CPUs), and the CPU of other processes is not "
+            f"reported for its cells (on this machine, that server is one of them); {bound}.",
+            "",
+        ]
+    return lines
+
+
 def _pinning_line(results: Results) -> str:
     pinning = results.manifest.get("pinning") or {}
     if not pinning:
@@ -135,6 +159,8 @@ def measurement_section(results: Results) -> list[str]:
         f"- **Failures** are counted apart (`failures`, `error_rate`) and never enter the "
         f"latency figures; a cell with more than {ERROR_RATE_LIMIT:.0%} errors is flagged.",
         _pinning_line(results),
+        _generators_line(results),
+        *_network_line(results),
         _ceiling_line(results),
         f"- **Trials:** {trial_count} per cell. Trials run in rounds (every cell of trial 1, "
         "then of trial 2, ...), each on a fresh server, so drift hits every target alike. With "
@@ -153,6 +179,58 @@ def measurement_section(results: Results) -> list[str]:
         "",
     ]
     return lines
+
+
+def _generators_line(results: Results) -> str:
+    """Which locust processes made the requests (harness.run.generators)."""
+    layout = results.manifest.get("generators") or {}
+    local, external = int(layout.get("local") or 1), int(layout.get("external") or 0)
+    if local <= 1 and not external:
+        return "- **Load generator:** one locust process, on the generator CPUs."
+    where = [f"{local} on this machine, pinned to the generator CPUs round-robin"] if local else []
+    if external:
+        where.append(f"{external} joined from other hosts")
+    return (
+        f"- **Load generators:** {local + external} locust workers ({'; '.join(where)}) under "
+        "one locust master. Each worker records its share of every cell in exact HDR "
+        "histograms; the master adds them up, never averages them, so every percentile is "
+        "that of all requests. Each worker measures its own CPU over its window: a cell is "
+        f"generator-bound when any worker reached {GENERATOR_CPU_LIMIT_PCT:g}% of its core "
+        "(`worker_cpu_max_pct`) or all together that share of their cores "
+        "(`generator_budget_pct`: one core per worker, at most the cores they were pinned to)."
+    )
+
+
+def _network_line(results: Results) -> list[str]:
+    """The link to a target across a network (run --url; harness.run.network)."""
+    network = results.manifest.get("network")
+    if not network:
+        return []
+    where = f"{network.get('host')}:{network.get('port')}"
+    rtt = network.get("rtt_ms")
+    measured = (
+        f"round trip {rtt:.3f} ms (median of {network.get('samples')} TCP connects)"
+        if rtt is not None
+        else f"round trip not measured ({network.get('error')})"
+    )
+    delay = network.get("net_delay_ms")
+    if delay:
+        before = network.get("rtt_before_ms")
+        measured += (
+            f", with {delay:g} ms of one-way delay added on {network.get('device')} (netem)"
+            + (f"; {before:.3f} ms without it" if before is not None else "")
+        )
+    timed = any(
+        (result or {}).get("io_overhead_ms") is not None
+        for result in (results.manifest.get("verify") or {}).values()
+    )
+    bound = (
+        "The verify gate timed `/io?ms=0` over the same link, so each cell's service time S, "
+        "and its Little's-law bound, include the round trip."
+        if timed
+        else "The verify gate did not run, so the cells' service time S leaves the round trip out."
+    )
+    return [f"- **Network:** to {where}: {measured}. {bound}"]
 
 
 def _has_open(results: Results) -> bool:

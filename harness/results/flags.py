@@ -123,8 +123,18 @@ def cell_flags(row: dict[str, Any]) -> tuple[bool | None, list[str]]:
     ceiling = row.get("generator_ceiling_rps")
     launched, late, dropped = row.get("launched"), row.get("late_starts"), row.get("dropped")
     generator: list[str] = []
-    if cpu is not None and cpu >= GENERATOR_CPU_LIMIT_PCT:
-        generator.append(f"generator CPU {cpu:.0f}% >= {GENERATOR_CPU_LIMIT_PCT:.0f}%")
+    # Several generators: their summed CPU against their cores, and each worker on its own.
+    budget = (row.get("generator_budget_pct") or 100.0) / 100.0
+    if cpu is not None and cpu >= GENERATOR_CPU_LIMIT_PCT * budget:
+        limit = GENERATOR_CPU_LIMIT_PCT * budget
+        cores = "" if budget == 1 else f" of {budget:.0f} cores"
+        generator.append(f"generator CPU {cpu:.0f}% >= {limit:.0f}%{cores}")
+    busiest, workers = row.get("worker_cpu_max_pct"), row.get("generators")
+    if busiest is not None and busiest >= GENERATOR_CPU_LIMIT_PCT:
+        generator.append(
+            f"busiest of {workers:.0f} workers at {busiest:.0f}% >= "
+            f"{GENERATOR_CPU_LIMIT_PCT:.0f}% of its core"
+        )
     if rps is not None and ceiling and rps >= CEILING_FRACTION * ceiling:
         generator.append(
             f"rps {rps:.0f} >= {fmt_pct_brief(CEILING_FRACTION)} of generator ceiling {ceiling:.0f}"

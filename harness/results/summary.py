@@ -31,7 +31,7 @@ from harness.results.raw import (
     read_resources,
     read_stall,
 )
-from harness.results.roofline import CellLoad, limiter_text, roofline
+from harness.results.roofline import GENERATOR_BUDGET_PCT, CellLoad, limiter_text, roofline
 from harness.results.trials import add_trial_figures
 from harness.schema import Manifest
 
@@ -52,6 +52,7 @@ INT_COLUMNS = (
     "connections_held",
     "in_flight_at_end",
     "offered",
+    "generators",
 )
 BOOL_COLUMNS = ("generator_bound", "unstable")
 TEXT_COLUMNS = (
@@ -158,6 +159,29 @@ def _latency_figures(latency: dict[str, Any]) -> dict[str, Any]:
         # Keep-alive: TCP connections the generator itself opened in the window, per request.
         "connections_per_request": _ratio(finite_number(latency.get("tcp_connects")), requests),
         **_open_figures(latency),
+    }
+
+
+def _generator_figures(latency: dict[str, Any]) -> dict[str, Any]:
+    """The locust processes that made the requests. Several (latency.json "workers"): their
+    CPU is what each measured of itself over its window (on this machine or another), summed;
+    their budget is one core per worker, at most the distinct CPUs the workers of one host
+    could run on (two workers pinned to one core share it)."""
+    workers = latency.get("workers")
+    if not isinstance(workers, list) or not workers:
+        return {"generators": 1, "generator_budget_pct": GENERATOR_BUDGET_PCT}
+    cpus = [finite_number(w.get("cpu_pct")) for w in workers]
+    measured = [c for c in cpus if c is not None]
+    hosts: dict[str, tuple[int, set[int]]] = {}
+    for worker in workers:
+        count, allowed = hosts.get(str(worker.get("hostname")), (0, set()))
+        hosts[str(worker.get("hostname"))] = (count + 1, allowed | set(worker.get("cpus") or ()))
+    cores = sum(min(count, len(allowed) or count) for count, allowed in hosts.values())
+    return {
+        "generators": len(workers),
+        "generator_budget_pct": cores * GENERATOR_BUDGET_PCT,
+        "generator_cpu_pct": sum(measured) if len(measured) == len(cpus) else None,
+        "worker_cpu_max_pct": max(measured) if measured else None,
     }
 
 
@@ -349,6 +373,7 @@ def _roofline_figures(
         server_cpu_pct=row.get("server_cpu_pct"),
         server_budget_pct=run.server_budget_pct(target),
         generator_cpu_pct=row.get("generator_cpu_pct"),
+        generator_budget_pct=row.get("generator_budget_pct") or GENERATOR_BUDGET_PCT,
         protocol=str(row.get("protocol") or "http"),
         connections_requested=row.get("connections_requested"),
         connections_held=_first(row.get("connections_held"), row.get("connections_established")),
@@ -405,7 +430,13 @@ def summary_row(
         row.update(figures)
         resources = read_resources(run_dir, cell_id)
         window = _window_figures(resources, latency)
+        if target.get("external"):  # run --url: its server, if on this machine, is "other"
+            window["other_cpu_pct"] = None
         row.update(window)
+        row.update(_generator_figures(latency))
+        ceiling, budget = run.ceiling_rps, row["generator_budget_pct"]
+        if ceiling and budget:  # calibrated with one process: N cores drive N times as much
+            row["generator_ceiling_rps"] = ceiling * budget / GENERATOR_BUDGET_PCT
         row.update(_protocol_figures(latency, resources, users, window))
         row.update(_stall_figures(read_stall(run_dir, cell_id), latency))
     row.update(_roofline_figures(row, cell, target, run))

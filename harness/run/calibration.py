@@ -17,6 +17,7 @@ from pathlib import Path
 from harness import schema
 from harness.loadgen import CALIBRATION_FILE, CALIBRATION_USER
 from harness.loadgen.stages import write_go
+from harness.run.external import attach, is_external, sampled_roles
 from harness.run.runner import CellSettings, Generator, Progress, run_stage
 from harness.run.sampler import Sampler, mean_cpu, read_rows
 from harness.run.servers import serve
@@ -80,9 +81,13 @@ def calibrate(
     generator_cpus: list[float] = []
     server_cpus: list[float] = []
     try:
-        with serve(target, run_dir / schema.RAW_DIR / "server__calibration.log",
-                   settings.pinning.server_cpus) as server:  # fmt: skip
-            sampler = Sampler({"server": server.pid, "generator": generator.pid})
+        log = run_dir / schema.RAW_DIR / "server__calibration.log"
+        with (
+            attach(target)  # run --url: its /health, at its URL
+            if is_external(target)
+            else serve(target, log, settings.pinning.server_cpus)
+        ) as server:
+            sampler = Sampler(sampled_roles(server, generator.pid))
             with sampler:
                 for index, (cell, cell_dir) in enumerate(cells):
                     result = run_stage(cell, cell_dir, server, generator, sampler, plain)

@@ -39,6 +39,17 @@ class RunOptions:
     verify: bool = True
     # One-run target overrides: (target, setting, value), setting "workers" or "threads".
     overrides: tuple[tuple[str, str, int], ...] = ()
+    # --url: a server gatebench does not start (harness.run.external), its slots and interface
+    url: str | None = None
+    slots: int | None = None
+    interface: str | None = None
+    # Several load generators (harness.run.generators): local locust workers (None: one plain
+    # locust process, or none beside external ones), workers joining from other hosts, and
+    # the master's HOST[:PORT] for them.
+    generators: int | None = None
+    generators_external: int = 0
+    master_bind: str | None = None
+    net_delay_ms: float | None = None  # --url: one-way delay added on the link (netem)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -20,12 +20,10 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -33,22 +31,20 @@ from typing import Any
 from harness import schema
 from harness.format import load_text
 from harness.histogram import latency_stats
-from harness.loadgen import EXTENSION_FILE, OPEN_USER_CLASS
-from harness.loadgen.stages import PLAN_FILE, Stage, write_go, write_plan
-from harness.run.cpus import Pinning
+from harness.loadgen import OPEN_USER_CLASS
+from harness.loadgen.stages import write_go
+from harness.run.external import Server, attach, is_external, sampled_roles
+from harness.run.generators import CellSettings, Generator
 from harness.run.manifest import now_iso, save_manifest
 from harness.run.sampler import Sampler, write_rows
 from harness.run.scenarios import Scenario
 from harness.run.servers import (
-    RunningServer,
     ServerError,
     serve,
-    start_process,
     stop_in_background,
-    stop_process,
     wait_stopped,
 )
-from harness.run.stall import Staller, StallPlan
+from harness.run.stall import Staller
 from harness.schema import Cell, CellRecord, Manifest
 from targets.registry import Target
 
@@ -80,89 +76,32 @@ def stage_scenario(scenario: Scenario, run_dir: Path) -> Path:
     return staged
 
 
-@dataclass(frozen=True)
-class CellSettings:
-    """Run-wide settings every cell shares."""
-
-    pinning: Pinning
-    arrivals: str = "poisson"
-    stall: StallPlan | None = None
-    latency_log: bool = False
-
-
 class CellError(RuntimeError):
     """A cell that ran but cannot be trusted or produced nothing."""
 
 
-def to_stage(cell: Cell, cell_dir: Path, settings: CellSettings) -> Stage:
-    return Stage(
-        cell_id=cell.cell_id,
-        out_dir=str(cell_dir),
-        load_model=cell.load_model,
-        users=cell.users,
-        rate=cell.rate,
-        warmup_s=cell.warmup_s,
-        duration_s=cell.duration_s,
-        arrivals=settings.arrivals,
-        seed=cell.trial,
-        log=settings.latency_log,
-    )
-
-
-class Generator:
-    """One locust process running a sweep of cells, each when the runner says go."""
-
-    def __init__(
-        self, locustfile: Path, user_classes: tuple[str, ...], cells: list[tuple[Cell, Path]],
-        settings: CellSettings,
-    ) -> None:  # fmt: skip
-        first_dir = cells[0][1]
-        first_dir.mkdir(parents=True, exist_ok=True)
-        plan = write_plan(first_dir / PLAN_FILE, [to_stage(c, d, settings) for c, d in cells])
-        self.argv = [
-            sys.executable, "-m", "locust",
-            "-f", f"{locustfile},{EXTENSION_FILE}",
-            "--headless",
-            "--users", "0",  # the extension starts each cell's users when it gets the go
-            "--spawn-rate", "1",
-            "--stop-timeout", "0",
-            "--only-summary",
-            "--exit-code-on-error", "0",  # failures are counted, not fatal
-            "--loglevel", "WARNING",
-            "--gatebench-plan", str(plan),
-            *user_classes,  # naming them keeps the open-load driver out of closed load
-        ]  # fmt: skip
-        self.stderr_path = first_dir / schema.LOCUST_STDERR
-        self.proc = start_process(
-            self.argv, first_dir / schema.LOCUST_STDOUT, settings.pinning.generator_cpus,
-            None, self.stderr_path,
-        )  # fmt: skip
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def stop(self) -> None:
-        stop_process(self.proc)
-
-
 def run_stage(
-    cell: Cell, cell_dir: Path, server: RunningServer, generator: Generator, sampler: Sampler,
+    cell: Cell, cell_dir: Path, server: Server, generator: Generator, sampler: Sampler,
     settings: CellSettings,
 ) -> dict[str, Any]:  # fmt: skip
     """Let the generator run one cell against a ready server; its latency record (or raise)."""
     latency_path = cell_dir / schema.LATENCY_FILE
     sampler.mark()  # the server's memory before this cell's load
     allowance_s = cell.warmup_s + cell.duration_s + SPAWN_ALLOWANCE_S + STOP_GRACE_S
-    deadline = time.monotonic() + allowance_s
-    stall = Staller(settings.stall, server.pid, cell_dir) if settings.stall else nullcontext()
+    stall = (  # an external server (no pid) is never paused: --url refuses --stall-at
+        Staller(settings.stall, server.pid, cell_dir)
+        if settings.stall and server.pid is not None
+        else nullcontext()
+    )
     try:
         with stall:
             cell_dir.mkdir(parents=True, exist_ok=True)
             (cell_dir / "locust.argv.json").write_text(json.dumps(generator.argv, indent=1))
+            try:
+                generator.wait_ready()  # several generators: every worker has joined
+            except RuntimeError as exc:
+                raise CellError(str(exc)) from None
+            deadline = time.monotonic() + allowance_s
             write_go(cell_dir, server.url)
             while not latency_path.exists():
                 if not generator.alive() and not latency_path.exists():
@@ -178,9 +117,10 @@ def run_stage(
         write_rows(cell_dir / schema.RESOURCES_FILE, sampler.take())
     record: dict[str, Any] = json.loads(latency_path.read_text())
     if not record.get("complete"):
-        raise CellError(f"the measurement window did not complete; see {generator.stderr_path}")
+        why = record.get("error") or "the measurement window did not complete"
+        raise CellError(f"{why}; see {generator.stderr_path}")
     if not server.alive():
-        raise CellError(f"target server died during the cell; see {server.log_path}")
+        raise CellError(f"target server died during the cell; see {server.log_path or server.url}")
     return record
 
 
@@ -249,7 +189,7 @@ class Runner:
             if self.generator is not None:
                 self.generator.stop()
             cells = [(r.cell, self.cell_dir(r.cell)) for r in queue]
-            self.generator = Generator(locustfile, classes, cells, self.settings)
+            self.generator = Generator(locustfile, classes, cells, self.settings, self.progress)
         return self.generator
 
     def server_log(self, scenario: Scenario, target: Target, trial: int) -> Path:
@@ -271,7 +211,11 @@ class Runner:
                 self.ensure_generator(queue, locustfile, classes)  # locust boots with the server
                 try:
                     cpus = self.settings.pinning.server_cpus
-                    with serve(target, log, cpus, background_stop=True) as server:
+                    with (
+                        attach(target)
+                        if is_external(target)
+                        else serve(target, log, cpus, background_stop=True)
+                    ) as server:
                         wait_stopped()  # the previous server is gone before anything is measured
                         self.run_cells(server, pending, queue, locustfile, classes)
                 except ServerError as exc:
@@ -286,7 +230,7 @@ class Runner:
                     self.progress(f"    target {target.name} died; starting it again (log: {log})")
 
     def run_cells(
-        self, server: RunningServer, pending: list[CellRecord], queue: list[CellRecord],
+        self, server: Server, pending: list[CellRecord], queue: list[CellRecord],
         locustfile: Path, classes: tuple[str, ...],
     ) -> None:  # fmt: skip
         """The pending cells, one at a time while the server lives, each taken off the queue;
@@ -300,7 +244,7 @@ class Runner:
                     if sampler is not None:
                         sampler.__exit__(None, None, None)
                     sampler = Sampler(
-                        {"server": server.pid, "generator": generator.pid},
+                        sampled_roles(server, generator.pids),
                         count_connections=server.target.concurrency in COUNTED_CONNECTIONS,
                         port=server.port,
                     )
@@ -325,7 +269,7 @@ class Runner:
         self.progress(f"error: {reason}")
 
     def run_one(
-        self, record: CellRecord, server: RunningServer, generator: Generator, sampler: Sampler
+        self, record: CellRecord, server: Server, generator: Generator, sampler: Sampler
     ) -> None:
         cell = record.cell
         load = load_text(cell.load_model, cell.users if cell.load_model == "closed" else cell.rate)

@@ -32,6 +32,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -64,13 +65,16 @@ class Memory(NamedTuple):
     procs: int
 
 
-def _tree(root_pid: int, recursive: bool) -> list[psutil.Process]:
-    """The root and (if recursive) all its descendants; [] when the root is gone."""
-    try:
-        root = psutil.Process(root_pid)
-        return [root, *root.children(recursive=True)] if recursive else [root]
-    except psutil.NoSuchProcess:
-        return []
+def _tree(root_pids: int | Sequence[int], recursive: bool) -> list[psutil.Process]:
+    """The roots and (if recursive) all their descendants; [] when every root is gone."""
+    found: list[psutil.Process] = []
+    for root_pid in [root_pids] if isinstance(root_pids, int) else root_pids:
+        try:
+            root = psutil.Process(root_pid)
+            found += [root, *root.children(recursive=True)] if recursive else [root]
+        except psutil.NoSuchProcess:
+            continue
+    return found
 
 
 def _cpu_seconds(proc: psutil.Process) -> float:
@@ -166,7 +170,7 @@ class TreeProbe:
 
     def __init__(
         self,
-        root_pid: int,
+        root_pid: int | Sequence[int],
         recursive: bool = True,
         pss: bool = True,
         port: int | None = None,
@@ -253,14 +257,14 @@ class Sampler:
     records each tree's memory right now (the baseline before a cell's load: no CPU reading),
     and ``take`` hands over the rows since the previous ``take``: one cell's samples.
 
-    ``roles`` maps a tree role to its root pid. With ``count_connections`` the ``server``
-    role's rows also count the ESTABLISHED connections to ``port``. ``harness`` and
-    ``other`` rows are added unless turned off.
+    ``roles`` maps a tree role to its root pid (or pids: a locust master and its workers).
+    With ``count_connections`` the ``server`` role's rows also count the ESTABLISHED
+    connections to ``port``. ``harness`` and ``other`` rows are added unless turned off.
     """
 
     def __init__(
         self,
-        roles: dict[str, int],
+        roles: Mapping[str, int | Sequence[int]],
         interval_s: float = INTERVAL_S,
         count_connections: bool = False,
         port: int | None = None,

@@ -1,7 +1,9 @@
 """Starting and stopping target servers: free port, CPU pinning, readiness, clean shutdown.
 
 A server runs in its own session (process group) so that it and every worker it forks can
-be ended together; its output goes to a log file whose path every error names.
+be ended together; its output goes to a log file whose path every error names. Nothing
+outlives the harness, even one killed with SIGKILL: each child gets SIGTERM when the harness
+dies (Linux's parent-death signal), and a watchdog ends each group whole (``reaper``).
 
 Ready means more than a first answer: ``/health`` answers 200 once *one* worker is up, when
 others may still be importing the app. ``serve`` also waits until the server's process tree
@@ -12,11 +14,13 @@ workers) and the tree's memory has settled, so nothing is measured on a half-sta
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import resource
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -27,7 +31,7 @@ from pathlib import Path
 
 import psutil
 
-from harness.run import PROJECT_ROOT
+from harness.run import PROJECT_ROOT, reaper
 from targets.registry import Target
 
 HOST = "127.0.0.1"
@@ -54,10 +58,28 @@ def free_port(host: str = HOST) -> int:
         return port
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+# Loaded here, never in a forked child (loading a library there is unsafe); None off Linux.
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+
+
 def pinned(cpus: Sequence[int] | None) -> Callable[[], None]:
-    """A preexec function: pin the child (and all it forks) to ``cpus``, and let it open as
-    many files as the system allows (thousands of held connections need a descriptor each)."""
+    """A preexec function: pin the child (and all it forks) to ``cpus``, let it open as many
+    files as the system allows (thousands of held connections need a descriptor each), and
+    have it receive SIGTERM when this process dies, even by SIGKILL.
+
+    The kernel sends the parent-death signal when the *thread* that forked the child ends,
+    not the process. Every child is started from the main thread (the runner, calibration,
+    the verify gate, ``serve``, the locust generators, ``harness serve`` and ``harness
+    worker`` all run there; the background threads only stop servers, sample or pause
+    them), and the main thread lives as long as the process. Should a child ever be started
+    from another thread, it gets no parent-death signal, which could end it with that
+    thread; the watchdog (``reaper``) still ends it when the process dies.
+    """
     chosen = set(cpus) if cpus else None
+    parent = os.getpid()
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    libc = _LIBC if on_main_thread else None  # None: no parent-death signal
 
     def prepare() -> None:
         if chosen:
@@ -65,6 +87,10 @@ def pinned(cpus: Sequence[int] | None) -> Callable[[], None]:
         _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        if libc is not None:
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+            if os.getppid() != parent:  # the parent died before prctl: no signal will come
+                os._exit(1)
 
     return prepare
 
@@ -92,6 +118,7 @@ def start_process(
             preexec_fn=pinned(cpus),
         )
         _started.add(proc)
+        reaper.watch(proc.pid)  # its session's group id is its pid
         return proc
 
 
@@ -114,6 +141,7 @@ def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = STOP_TIMEOUT_
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=timeout_s)
+    reaper.forget(proc.pid)
     _started.discard(proc)  # only now: an interrupt meanwhile still finds it in stop_all
 
 

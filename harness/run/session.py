@@ -21,8 +21,11 @@ from harness import schema
 from harness.report.build import build_all, drawing_workers
 from harness.run.calibration import calibrate
 from harness.run.cpus import Pinning, choose_pinning
+from harness.run.external import run_targets
+from harness.run.generators import DEFAULT_MASTER_PORT, GeneratorLayout, parse_master
 from harness.run.manifest import create_run_dir, new_manifest, now_iso, point_latest
-from harness.run.plan import RunOptions, apply_overrides, build_plan
+from harness.run.network import link
+from harness.run.plan import RunOptions, build_plan
 from harness.run.profiles import PROFILES
 from harness.run.runner import CellError, CellSettings, Progress, Runner
 from harness.run.scenarios import Scenario, discover
@@ -39,7 +42,7 @@ from harness.schema import (
     Timing,
 )
 from harness.units import UsageError
-from targets.registry import TARGETS, Target
+from targets.registry import Target
 
 
 def run_benchmark(
@@ -48,35 +51,40 @@ def run_benchmark(
     """Plan, verify, calibrate, run every cell, then write summary, charts and report."""
     profile = PROFILES[options.profile]
     scenarios, broken = discover()
-    targets = apply_overrides(TARGETS, options.overrides)
+    targets = run_targets(options)
     cells = build_plan(options, profile, scenarios, list(targets), broken)
     pinning = choose_pinning(options.server_cpus, options.generator_cpus)
-    run_dir = create_run_dir(options.out)
-    with RunLock(run_dir):
-        if (run_dir / schema.MANIFEST_FILE).exists():  # another run got here first
-            raise UsageError(f"--out {run_dir}: already holds a run (manifest.json)")
-        manifest = new_manifest(run_dir, argv)
-        used_scenarios = sorted({c.scenario for c in cells})
-        used_targets = list(dict.fromkeys(c.target for c in cells))
-        manifest["options"] = options.to_dict()
-        manifest["profile"] = profile.to_dict()
-        manifest["pinning"] = pinning.to_dict()
-        manifest["scenarios"] = {name: scenarios[name].to_dict() for name in used_scenarios}
-        manifest["targets"] = {name: targets[name].settings() for name in used_targets}
-        if not pinning.applied:
-            manifest["warnings"].append(f"CPU pinning not applied: {pinning.note}")
-        stall = stall_plan(options)
-        manifest["options"]["stall"] = (
-            {"at_s": stall.at_s, "for_s": stall.for_s} if stall is not None else None
-        )
-        records = [CellRecord(cell) for cell in cells]
-        progress(
-            f"gatebench: {len(cells)} cells ({len(used_scenarios)} scenarios x "
-            f"{len(used_targets)} targets) -> {run_dir}"
-        )
-        return execute(
-            run_dir, manifest, records, scenarios, options, pinning, progress, started=started
-        )
+    # --url: the link's round trip measured and any --net-delay added before the run folder
+    # exists (a refusal leaves nothing behind), removed when the run ends, however it ends.
+    with link(options.url, options.net_delay_ms, progress) as network:
+        run_dir = create_run_dir(options.out)
+        with RunLock(run_dir):
+            if (run_dir / schema.MANIFEST_FILE).exists():  # another run got here first
+                raise UsageError(f"--out {run_dir}: already holds a run (manifest.json)")
+            manifest = new_manifest(run_dir, argv)
+            used_scenarios = sorted({c.scenario for c in cells})
+            used_targets = list(dict.fromkeys(c.target for c in cells))
+            manifest["options"] = options.to_dict()
+            manifest["profile"] = profile.to_dict()
+            manifest["pinning"] = pinning.to_dict()
+            manifest["generators"] = layout(options).to_dict()
+            manifest["network"] = network
+            manifest["scenarios"] = {name: scenarios[name].to_dict() for name in used_scenarios}
+            manifest["targets"] = {name: targets[name].settings() for name in used_targets}
+            if not pinning.applied:
+                manifest["warnings"].append(f"CPU pinning not applied: {pinning.note}")
+            stall = stall_plan(options)
+            manifest["options"]["stall"] = (
+                {"at_s": stall.at_s, "for_s": stall.for_s} if stall is not None else None
+            )
+            records = [CellRecord(cell) for cell in cells]
+            progress(
+                f"gatebench: {len(cells)} cells ({len(used_scenarios)} scenarios x "
+                f"{len(used_targets)} targets) -> {run_dir}"
+            )
+            return execute(
+                run_dir, manifest, records, scenarios, options, pinning, progress, started=started
+            )
 
 
 def resume_benchmark(
@@ -112,10 +120,13 @@ def resume_benchmark(
         manifest["status"] = "running"
         pinning = Pinning(**_pinning_fields(manifest.get("pinning", {})))
         progress(f"gatebench: resuming {run_dir}: {len(redo)} of {len(records)} cells to run")
-        return execute(
-            run_dir, manifest, records, scenarios, options, pinning, progress,
-            calibrate_again="calibration" not in manifest, started=started,
-        )  # fmt: skip
+        with link(options.url, options.net_delay_ms, progress) as network:
+            if network is not None:
+                manifest.setdefault("resumed", [])[-1]["network"] = network
+            return execute(
+                run_dir, manifest, records, scenarios, options, pinning, progress,
+                calibrate_again="calibration" not in manifest, started=started,
+            )  # fmt: skip
 
 
 def execute(
@@ -130,8 +141,10 @@ def execute(
     started: float | None = None,
 ) -> int:
     """Verify, calibrate and run the pending cells; always save and build the outputs."""
-    settings = CellSettings(pinning, options.arrivals, stall_plan(options), options.latency_log)
-    targets = apply_overrides(TARGETS, options.overrides)
+    settings = CellSettings(
+        pinning, options.arrivals, stall_plan(options), options.latency_log, layout(options)
+    )
+    targets = run_targets(options)
     runner = Runner(run_dir, manifest, records, scenarios, targets, settings, progress=progress)
     to_run = [r for r in records if r.status == schema.STATUS_PENDING]
     interrupted = False
@@ -211,6 +224,16 @@ def run_timing(ran: list[CellRecord], started: float | None) -> Timing:
         "overhead_s": round(overhead, 1),
         "overhead_pct": round(100 * overhead / measured, 1) if measured else 0.0,
     }
+
+
+def layout(options: RunOptions) -> GeneratorLayout:
+    """The load generator's processes the options ask for (harness.run.generators)."""
+    external = options.generators_external
+    local = options.generators if options.generators is not None else (0 if external else 1)
+    if not external:
+        return GeneratorLayout(local=local)
+    host, port = parse_master(options.master_bind or f"0.0.0.0:{DEFAULT_MASTER_PORT}")
+    return GeneratorLayout(local=local, external=external, bind=host, port=port)
 
 
 def stall_plan(options: RunOptions) -> StallPlan | None:

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from harness.run.external import attach, is_external
 from harness.run.servers import ServerError, serve, wait_stopped
 from targets.registry import Target
 
@@ -223,13 +224,18 @@ def verify_targets(
         result = results[target.name] = VerifyResult(target.name, passed=False)
         try:
             log = log_dir / f"verify__{target.name}.log"
-            with serve(target, log, server_cpus, background_stop=True) as server:
+            with (
+                attach(target)
+                if is_external(target)
+                else serve(target, log, server_cpus, background_stop=True)
+            ) as server:
                 wait_stopped()  # the previous target is gone before this one is timed
                 try:
                     answered, result.io_ms, result.io_overhead_ms = check_server(server.url)
                     answers[target.name] = answered
                 except CheckError as exc:
-                    result.problems.append(f"{exc}; see its log {server.log_path}")
+                    where = f"; see its log {server.log_path}" if server.log_path else ""
+                    result.problems.append(f"{exc}{where}")
         except (ServerError, OSError) as exc:  # OSError: the server could not be launched
             result.problems.append(str(exc))
     wait_stopped()
