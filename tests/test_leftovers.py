@@ -109,8 +109,7 @@ def test_the_watchdog_ends_only_the_groups_not_yet_stopped() -> None:
 # ---- a real run killed with SIGKILL -----------------------------------------------------------
 
 
-@pytest.mark.e2e
-@pytest.mark.solo
+@pytest.mark.e2e  # not solo: it asserts no timing finer than "gone within 10 s"
 @pytest.mark.parametrize(
     ("targets", "generators", "locusts"),
     [

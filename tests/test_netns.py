@@ -146,6 +146,8 @@ def netem_available(hop: Hop) -> bool:
     return True
 
 
+@pytest.mark.e2e
+@pytest.mark.solo  # asserts throughput across the hop
 def test_a_distributed_cell_across_a_veth_hop(hop: Hop, tmp_path: Path) -> None:
     with served(hop, tmp_path / "serve.log") as url:
         done = run_in(hop, *cell_args(url, tmp_path / "run"))

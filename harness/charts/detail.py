@@ -10,6 +10,7 @@ cells' requests of every second around the stall. Each returns None when it has 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -359,7 +360,12 @@ def resources_chart(
         # generator from server, the colour tells the targets apart.
         cpu.plot(generator["x"], generator["median"], color=colour, **GENERATOR_STYLE)
         common.plot_series(rss, group, axis.column, memory, colour, marker="o")
-    cpu.axhline(GENERATOR_CPU_LIMIT_PCT, color="grey", linestyle=":", linewidth=1.0)
+    # Several generators on several cores: the generator-bound line is 90% of their cores.
+    cores = max(float(ok["generator_budget_pct"].max(skipna=True) or 100.0) / 100.0, 1.0)
+    if not math.isfinite(cores):
+        cores = 1.0
+    limit = GENERATOR_CPU_LIMIT_PCT * cores
+    cpu.axhline(limit, color="grey", linestyle=":", linewidth=1.0)
     common.mark_cells(cpu, rows, axis.column, "generator_cpu_pct", colours)
     common.mark_cells(rss, rows, axis.column, memory, colours)
     common.style_load_axis(cpu, rows[axis.column], axis.label, "CPU (% of one core)")
@@ -379,7 +385,8 @@ def resources_chart(
             [],
             color="grey",
             linestyle=":",
-            label=f"generator-bound at {GENERATOR_CPU_LIMIT_PCT:g}%",
+            label=f"generator-bound at {limit:g}%"
+            + (f" ({GENERATOR_CPU_LIMIT_PCT:g}% of {cores:g} cores)" if cores > 1 else ""),
         ),
     ]
     common.legend(cpu, rows, colours, styles)

@@ -1,8 +1,9 @@
 """Runs a plan: one locust process per sweep, in rounds of trials, fresh servers.
 
 The cells of one trial of a scenario (one load model at a time) form a sweep: a single locust
-process (``Generator``) runs them all as stages (``harness.loadgen.stages``), target after
-target, pinned to the generator CPUs, with ``harness.loadgen.extension`` loaded next to the
+process, or a locust master and its workers (``harness.run.generators.Generator``), runs them
+all as stages (``harness.loadgen.stages``), target after target, pinned to the generator CPUs,
+with ``harness.loadgen.extension`` loaded next to the
 scenario for exact latencies and the warm-up/measurement windows. Trials run in rounds
 (``plan_sweeps``): every cell of trial 1, then every cell of trial 2, ..., so drift over the
 run hits every target alike. Each target gets a fresh server for its cells of a sweep (started
