@@ -115,6 +115,7 @@ class FakeGenerator:
         self.pid = 0
         self.pids = [0]
         self.proc = None
+        self.procs: list[Any] = []
         self.argv: list[str] = []
 
     def alive(self) -> bool:

@@ -189,9 +189,13 @@ class Generator:
         return self.proc.pid
 
     @property
-    def pids(self) -> list[int]:
+    def procs(self) -> list[subprocess.Popen[bytes]]:
         """Every local locust process: the master (or the only one) and the local workers."""
-        return [self.proc.pid, *(w.pid for w in self.workers)]
+        return [self.proc, *self.workers]
+
+    @property
+    def pids(self) -> list[int]:
+        return [proc.pid for proc in self.procs]
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -213,9 +217,8 @@ class Generator:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        stop_process(self.proc)
-        for worker in self.workers:
-            stop_process(worker)
+        for proc in self.procs:
+            stop_process(proc)
 
 
 def _reachable_name(bind: str) -> str:

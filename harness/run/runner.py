@@ -178,7 +178,8 @@ class Runner:
                                        locustfile, classes, key[0])  # fmt: skip
             finally:
                 if self.generator is not None:  # done with its plan, it is exiting by itself
-                    stop_in_background(self.generator.proc)
+                    for proc in self.generator.procs:  # the master and its local workers
+                        stop_in_background(proc)
                     self.generator = None
         wait_stopped()
 
