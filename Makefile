@@ -7,7 +7,7 @@ PROFILE     ?= default
 RUN         ?= results/latest
 THRESHOLD   ?= 5
 
-.PHONY: install bench test test-fast lint report compare browser clean
+.PHONY: install bench test test-fast lint report compare browser postgres clean
 
 install: $(STAMP)
 
@@ -16,20 +16,30 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-bench: $(STAMP)
+bench: $(STAMP) postgres
 	$(PY) -m harness run --profile $(PROFILE)
 
 # The whole suite (CI runs this). First every test that asserts no throughput or timing, on
 # every CPU (end-to-end fault tests among them); then the `solo` tests alone, one at a time:
 # they pin servers and locust to CPUs and assert throughput or timing, so nothing may run
 # beside them. Together: every test `pytest` collects.
-test: lint browser
+test: lint browser postgres
 	$(PY) -m pytest -m "not solo" -n auto --dist loadfile
 	$(PY) -m pytest -m solo
 
 # The edit loop: lint and the tests that start no server, no locust, no harness run.
 test-fast: lint
 	$(PY) -m pytest -m "not e2e and not cli" -n auto --dist loadfile
+
+# The real-I/O scenarios (db, db_lookup) start a throwaway PostgreSQL cluster: Debian's
+# package provides initdb and postgres (the harness finds /usr/lib/postgresql/*/bin).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else \
+	    echo "note: the db scenarios need PostgreSQL (sudo apt-get install postgresql); without it their cells are skipped" >&2; \
+	  fi; }
 
 # The HTML report test opens report.html in a real headless Chromium (Debian's package).
 browser:

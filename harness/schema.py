@@ -25,7 +25,11 @@ from typing import Any, TypedDict
 #   5 - several load generators (locust master and workers): summary columns generators,
 #       generator_budget_pct, worker_cpu_max_pct appended; latency.json "workers" (each
 #       worker's own figures); manifest "generators" and "network" (--url: round trip, delay)
-SCHEMA_VERSION = 5
+#   6 - real I/O (a PostgreSQL server and an upstream HTTP service started by the harness):
+#       summary columns database_cpu_pct, database_rss_mb, upstream_cpu_pct, pool_total
+#       appended; resources.csv gains the roles "database" and "upstream" (process trees, like
+#       "server"); manifest scenarios[].settings "needs", targets[] "pool"
+SCHEMA_VERSION = 6
 
 # Never rename or reorder these; add new columns at the end.
 SUMMARY_COLUMNS: tuple[str, ...] = (
@@ -113,6 +117,12 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "generators",  # locust processes that made the requests (workers; 1: one plain process)
     "generator_budget_pct",  # CPU they could use: 100 per core (one core per process at most)
     "worker_cpu_max_pct",  # several generators: the busiest worker's own CPU over its window
+    # real I/O: scenarios that need a database or an upstream service (harness.run.database,
+    # harness.run.upstream); empty when the cell's scenario needs neither or it was not sampled
+    "database_cpu_pct",  # the PostgreSQL process tree's CPU over the window (% of a core)
+    "database_rss_mb",  # its RSS, peak in the window
+    "upstream_cpu_pct",  # the upstream HTTP service's CPU over the window (% of a core)
+    "pool_total",  # connections the target's pools hold at most: workers x pool per process
 )
 
 MANIFEST_FILE = "manifest.json"
@@ -125,7 +135,8 @@ REPORT_HTML = "report.html"
 # Files inside raw/<cell_id>/
 LATENCY_FILE = "latency.json"  # written by harness.loadgen.extension inside the locust process
 RESOURCES_FILE = "resources.csv"  # psutil samples (harness.run.sampler): t, role, cpu_pct,
-# rss_mb, procs, pss_mb, conns (server: established connections per process), steal_pct
+# rss_mb, procs, pss_mb, conns (server: established connections per process), steal_pct;
+# roles server, generator, harness, other, and (real I/O) database, upstream
 LOCUST_STDOUT = "locust.stdout.txt"
 LOCUST_STDERR = "locust.stderr.txt"
 LOCUST_CSV_PREFIX = "locust"  # locust --csv writes locust_stats.csv, locust_stats_history.csv, ...
@@ -245,6 +256,7 @@ class Manifest(TypedDict, total=False):
     pinning: dict[str, Any]
     generators: dict[str, Any]  # the load generator's processes (GeneratorLayout.to_dict)
     network: dict[str, Any] | None  # --url: round trip to the target, added delay (run.network)
+    services: dict[str, Any]  # database / upstream started for real-I/O scenarios (run.services)
     scenarios: dict[str, dict[str, Any]]
     targets: dict[str, dict[str, Any]]
     verify: dict[str, dict[str, Any]]

@@ -14,6 +14,7 @@ import math
 import random
 import re
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Protocol
@@ -36,6 +37,14 @@ STREAM_ROUTES: dict[str, tuple[str, ...]] = {
     "/sse": ("GET", "HEAD"),
     "/ws": ("WEBSOCKET",),
     "/background": ("POST",),
+}
+# The real-I/O routes (a PostgreSQL query, a call to an upstream HTTP service), path ->
+# allowed methods as in ROUTES. Served by the Flask and FastAPI apps and the FastAPI pitfall
+# apps, through a driver and a pool (targets.drivers); the helpers are at the end of this file.
+REAL_IO_ROUTES: dict[str, tuple[str, ...]] = {
+    "/db": ("GET", "HEAD"),
+    "/db/items": ("GET", "HEAD"),
+    "/upstream": ("GET", "HEAD"),
 }
 
 DEFAULT_IO_MS = 50
@@ -107,17 +116,18 @@ def not_found() -> HttpError:
     def listed(table: dict[str, tuple[str, ...]]) -> str:
         return ", ".join(f"{'/'.join(methods)} {path}" for path, methods in table.items())
 
-    # The same body on every target, so the stream routes are named with where they live.
+    # The same body on every target, so the stream and real-I/O routes are named with where
+    # they live.
     return HttpError(
         404,
         "not_found",
         f"no such route; routes are: {listed(ROUTES)}; on the Flask and FastAPI targets "
-        f"also: {listed(STREAM_ROUTES)}",
+        f"also: {listed(STREAM_ROUTES)}, {listed(REAL_IO_ROUTES)}",
     )
 
 
 def method_not_allowed(path: str) -> HttpError:
-    methods = ROUTES.get(path)
+    methods = ROUTES.get(path) or REAL_IO_ROUTES.get(path)
     if methods is None:  # the framework matched a path we do not know: treat as unknown
         return not_found()
     allowed = ", ".join(methods)
@@ -338,3 +348,186 @@ class QueryArgs(dict[str, list[str]]):
 def parse_query(query_string: str) -> QueryArgs:
     """'&' only (no ';'), '+' is a space, '?ms' gives ms='', as werkzeug and Starlette parse."""
     return QueryArgs(urllib.parse.parse_qs(query_string, keep_blank_values=True))
+
+
+# --- /db, /db/items, /upstream: real I/O through a driver and a pool ----------------------
+#
+# What a client sees is decided here; targets.drivers only runs the query or the call and
+# turns the driver's exceptions into the errors below. Parameters are checked before any
+# connection is asked for, so bad input gets its 422 whether or not a database is there.
+
+# The environment the harness gives a target server (harness: Target.environment).
+ENV_DATABASE_DSN = "GATEBENCH_DATABASE_DSN"  # libpq conninfo
+ENV_UPSTREAM_URL = "GATEBENCH_UPSTREAM_URL"  # http://HOST:PORT, no trailing slash
+ENV_POOL = "GATEBENCH_POOL"  # pool size per server process (database and upstream client)
+ENV_POOL_TIMEOUT_S = "GATEBENCH_POOL_TIMEOUT_S"  # how long a request waits for a connection
+ENV_HTTP_CLIENT = "GATEBENCH_HTTP_CLIENT"  # the ASGI app's upstream client: aiohttp or httpx
+HTTP_CLIENTS = ("aiohttp", "httpx")  # the first is the default
+DEFAULT_POOL = 10
+DEFAULT_POOL_TIMEOUT_S = 10.0
+# A response header that names a failure for the load generator (harness.loadgen.recorder).
+FAILURE_HEADER = "X-Gatebench-Failure"
+POOL_TIMEOUT = "pool timeout"
+DATABASE_UNAVAILABLE = "database unavailable"
+UPSTREAM_UNAVAILABLE = "upstream unavailable"
+
+DEFAULT_DB_MS = 50
+MAX_DB_MS = 10_000
+DEFAULT_UPSTREAM_MS = 50
+MAX_UPSTREAM_MS = 10_000
+ITEM_COUNT = 10_000  # the seeded table: items(id, name, value), ids 1..ITEM_COUNT
+
+# pg_sleep runs inside PostgreSQL, on the connection: the wait holds a pooled connection as
+# a real slow query does. pg_sleep returns void, which IS NOT NULL; the index finds one row,
+# so it sleeps once.
+DB_SQL = "SELECT id, name, value FROM items WHERE id = 1 AND pg_sleep(%s) IS NOT NULL"
+ITEM_SQL = "SELECT id, name, value FROM items WHERE id = %s"
+
+
+class Failure(HttpError):
+    """A failure of the server's own resources (pool, database, upstream), named by
+    ``FAILURE_HEADER`` so the load generator counts it by kind, not as a bare HTTP status.
+
+    Its body is ``{"error": kind}`` and nothing else: no driver message, which would differ
+    between the sync and async drivers."""
+
+    def __init__(self, kind: str, status: int = 503) -> None:
+        super().__init__(status, kind, kind)
+
+    def reply(self) -> Reply:
+        return Reply(self.status, encode({"error": self.kind}), {FAILURE_HEADER: self.kind})
+
+
+def pool_timeout() -> Failure:
+    return Failure(POOL_TIMEOUT)
+
+
+def database_unavailable() -> Failure:
+    return Failure(DATABASE_UNAVAILABLE)
+
+
+def upstream_unavailable() -> Failure:
+    """The upstream refused, failed or answered other than 200: a bad gateway."""
+    return Failure(UPSTREAM_UNAVAILABLE, 502)
+
+
+def not_configured(variable: str) -> HttpError:
+    detail = (
+        f"{variable} is not set: the harness sets it for the scenarios that need a database "
+        "or an upstream service"
+    )
+    return HttpError(503, "not_configured", detail)
+
+
+@dataclass(frozen=True)
+class RealIoSettings:
+    """A server process's real-I/O settings, read from its environment at first use."""
+
+    database_dsn: str | None
+    upstream_url: str | None
+    pool: int = DEFAULT_POOL
+    pool_timeout_s: float = DEFAULT_POOL_TIMEOUT_S
+    http_client: str = HTTP_CLIENTS[0]  # the async upstream client (the sync one is httpx's)
+
+    def dsn(self) -> str:
+        if not self.database_dsn:
+            raise not_configured(ENV_DATABASE_DSN)
+        return self.database_dsn
+
+    def upstream(self) -> str:
+        if not self.upstream_url:
+            raise not_configured(ENV_UPSTREAM_URL)
+        return self.upstream_url
+
+
+def real_io_settings(environ: Mapping[str, str]) -> RealIoSettings:
+    """The settings in ``environ``; an HttpError (503 not_configured) for a bad pool value."""
+    pool_text = environ.get(ENV_POOL, "").strip() or str(DEFAULT_POOL)
+    if not (pool_text.isascii() and pool_text.isdigit()) or int(pool_text) < 1:
+        raise HttpError(503, "not_configured", f"{ENV_POOL} must be a whole number, at least 1")
+    timeout_text = environ.get(ENV_POOL_TIMEOUT_S, "").strip() or str(DEFAULT_POOL_TIMEOUT_S)
+    try:
+        timeout_s = float(timeout_text)
+    except ValueError:
+        timeout_s = math.nan
+    if not (math.isfinite(timeout_s) and timeout_s > 0):
+        raise HttpError(
+            503, "not_configured", f"{ENV_POOL_TIMEOUT_S} must be a number of seconds above 0"
+        )
+    client = environ.get(ENV_HTTP_CLIENT, "").strip() or HTTP_CLIENTS[0]
+    if client not in HTTP_CLIENTS:
+        raise HttpError(
+            503, "not_configured", f"{ENV_HTTP_CLIENT} must be one of {', '.join(HTTP_CLIENTS)}"
+        )
+    return RealIoSettings(
+        database_dsn=environ.get(ENV_DATABASE_DSN) or None,
+        upstream_url=(environ.get(ENV_UPSTREAM_URL) or "").rstrip("/") or None,
+        pool=int(pool_text),
+        pool_timeout_s=timeout_s,
+        http_client=client,
+    )
+
+
+Row = tuple[object, ...]
+
+
+@dataclass(frozen=True)
+class DbQuery:
+    """One statement for a pooled connection, and how to answer from its first row."""
+
+    route: str  # "db" or "items"
+    sql: str
+    params: tuple[object, ...]
+    value: int  # the wait in ms (db) or the item id (items)
+
+    def reply(self, row: Row | None) -> Reply:
+        if row is None:  # no such item (cannot happen for /db: id 1 is seeded)
+            raise no_such_item(self.value) if self.route == "items" else database_unavailable()
+        item = {"id": row[0], "name": row[1], "value": row[2]}
+        if self.route == "db":
+            return ok({**item, "waited_ms": self.value})
+        return ok(item)
+
+
+def plan_db(query: Query) -> DbQuery:
+    """``GET /db?ms=N``: one query that waits N ms inside PostgreSQL, then returns row 1."""
+    ms = int_param(query, "ms", DEFAULT_DB_MS, MAX_DB_MS)
+    return DbQuery("db", DB_SQL, (ms / 1000,), ms)
+
+
+def no_such_item(item_id: int) -> HttpError:
+    detail = f"no item with id {item_id}; ids are 1 to {ITEM_COUNT}"
+    return HttpError(404, "no_such_item", detail, "id")
+
+
+def plan_item(query: Query) -> DbQuery:
+    """``GET /db/items?id=N``: an indexed lookup of one row. ``id`` is required; an integer
+    outside 1..ITEM_COUNT is an item that does not exist (404), anything else a 422."""
+    raw = first(query, "id")
+    rule = f"id must be an integer from 1 to {ITEM_COUNT}"
+    if raw is None:
+        raise HttpError(422, "missing", f"{rule}; got none", "id")
+    if _NOT_FINITE.fullmatch(raw):
+        raise HttpError(422, "not_finite", f"{rule}; got {_shown(raw)}", "id")
+    if len(raw) > MAX_PARAM_CHARS or not _INTEGER.fullmatch(raw):
+        raise HttpError(422, "invalid_integer", f"{rule}; got {_shown(raw)}", "id")
+    item_id = int(raw)
+    if not 1 <= item_id <= ITEM_COUNT:
+        raise no_such_item(item_id)
+    return DbQuery("items", ITEM_SQL, (item_id,), item_id)
+
+
+def plan_upstream(query: Query) -> int:
+    """``GET /upstream?ms=N``: the wait to ask the upstream for, in ms."""
+    return int_param(query, "ms", DEFAULT_UPSTREAM_MS, MAX_UPSTREAM_MS)
+
+
+def upstream_url(base_url: str, ms: int) -> str:
+    return f"{base_url.rstrip('/')}/wait?ms={ms}"
+
+
+def upstream_reply(status: int, body: bytes) -> Reply:
+    """The upstream's answer passed through; anything but a 200 is a bad gateway (502)."""
+    if status != 200:
+        raise upstream_unavailable()
+    return Reply(200, body)

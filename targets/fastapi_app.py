@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from starlette.exceptions import HTTPException
 
-from targets import common, streams
+from targets import common, drivers, streams
 
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
@@ -131,6 +131,32 @@ async def background(request: Request, tasks: BackgroundTasks) -> Response:
     wait = streams.plan_background(request.query_params)
     tasks.add_task(asyncio.sleep, wait.sleep_s)
     return send(wait.reply)
+
+
+# --- real-I/O routes (common.REAL_IO_ROUTES): psycopg's AsyncConnectionPool, aiohttp (or httpx)
+
+# Made at the first request, in the running event loop, from GATEBENCH_* in the environment;
+# the pool holds GATEBENCH_POOL connections (see targets.drivers for the choice of driver).
+backend = drivers.AsyncBackend()
+
+
+def real_io_route(path: str) -> Callable[[Endpoint], Endpoint]:
+    return app.api_route(path, methods=list(common.REAL_IO_ROUTES[path]))
+
+
+@real_io_route("/db")
+async def db(request: Request) -> Response:
+    return send(await backend.query(common.plan_db(request.query_params)))
+
+
+@real_io_route("/db/items")
+async def db_items(request: Request) -> Response:
+    return send(await backend.query(common.plan_item(request.query_params)))
+
+
+@real_io_route("/upstream")
+async def upstream(request: Request) -> Response:
+    return send(await backend.call(common.plan_upstream(request.query_params)))
 
 
 @app.exception_handler(common.HttpError)

@@ -10,6 +10,12 @@ only the way the endpoints wait differs:
 - ``blocking_app``: endpoints are ``async def`` but wait with a blocking ``time.sleep``:
   the event loop stalls for the whole wait, so each process serves one request at a time.
   Serve it with ``uvicorn targets.fastapi_pitfalls:blocking_app``.
+
+The real-I/O routes (``/db``, ``/db/items``, ``/upstream``) make the same two mistakes with a
+real driver: both apps use the *sync* backend of the Flask app (psycopg's ConnectionPool,
+httpx.Client; ``targets.drivers.SyncBackend``). ``sync_def_app`` calls it from plain ``def``
+endpoints, so each call holds one of anyio's threads; ``blocking_app`` calls it inside
+``async def``, so the loop waits for every query and every upstream call.
 """
 
 from __future__ import annotations
@@ -22,20 +28,25 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
-from targets import common, fastapi_app
+from targets import common, drivers, fastapi_app
 from targets.fastapi_app import send
 
 
 def build(endpoints: dict[str, Callable[..., Any]]) -> FastAPI:
     """A FastAPI app wired like ``targets.fastapi_app.app`` with the given endpoints."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
-    for path, methods in common.ROUTES.items():
+    for path, methods in (common.ROUTES | common.REAL_IO_ROUTES).items():
         app.api_route(path, methods=list(methods))(endpoints[path])
     app.exception_handler(common.HttpError)(fastapi_app.refused)
     app.exception_handler(HTTPException)(fastapi_app.framework_error)
     app.exception_handler(RequestValidationError)(fastapi_app.invalid_request)
     app.exception_handler(Exception)(fastapi_app.crashed)
     return app
+
+
+# The sync driver of both apps: made at the first request of the server process, from
+# GATEBENCH_* in the environment (one app is served per process).
+backend = drivers.SyncBackend()
 
 
 # --- sync_def_app: plain `def` endpoints, run in FastAPI's thread pool --------------------
@@ -80,6 +91,18 @@ def echo_def(body: Annotated[bytes, Depends(read_body)]) -> Response:
     return send(common.echo(body))
 
 
+def db_def(request: Request) -> Response:
+    return send(backend.query(common.plan_db(request.query_params)))
+
+
+def db_items_def(request: Request) -> Response:
+    return send(backend.query(common.plan_item(request.query_params)))
+
+
+def upstream_def(request: Request) -> Response:
+    return send(backend.call(common.plan_upstream(request.query_params)))
+
+
 sync_def_app = build(
     {
         "/health": health_def,
@@ -88,6 +111,9 @@ sync_def_app = build(
         "/cpu": cpu_def,
         "/json": json_payload_def,
         "/echo": echo_def,
+        "/db": db_def,
+        "/db/items": db_items_def,
+        "/upstream": upstream_def,
     }
 )
 
@@ -107,6 +133,19 @@ async def stall_blocking(request: Request) -> Response:
     return send(wait.reply)
 
 
+async def db_blocking(request: Request) -> Response:
+    # the mistake with a real driver: a sync query inside `async def` holds the loop
+    return send(backend.query(common.plan_db(request.query_params)))
+
+
+async def db_items_blocking(request: Request) -> Response:
+    return send(backend.query(common.plan_item(request.query_params)))
+
+
+async def upstream_blocking(request: Request) -> Response:
+    return send(backend.call(common.plan_upstream(request.query_params)))
+
+
 blocking_app = build(
     {
         "/health": fastapi_app.health,
@@ -115,5 +154,8 @@ blocking_app = build(
         "/cpu": fastapi_app.cpu,
         "/json": fastapi_app.json_payload,
         "/echo": fastapi_app.echo,
+        "/db": db_blocking,
+        "/db/items": db_items_blocking,
+        "/upstream": upstream_blocking,
     }
 )

@@ -17,7 +17,7 @@ from flask_sock import Sock
 from simple_websocket import Server
 from werkzeug.exceptions import HTTPException
 
-from targets import common, streams
+from targets import common, drivers, streams
 
 View = TypeVar("View", bound=Callable[..., Any])
 
@@ -128,6 +128,33 @@ def background() -> Response:
     response = send(wait.reply)
     response.call_on_close(lambda: time.sleep(wait.sleep_s))
     return response
+
+
+# --- real-I/O routes (common.REAL_IO_ROUTES): psycopg's ConnectionPool and httpx.Client --------
+
+# Made at the first request of each worker process (gunicorn forks after importing this
+# module), from GATEBENCH_* in the environment; the pool holds GATEBENCH_POOL connections.
+backend = drivers.SyncBackend()
+
+
+def real_io_route(path: str) -> Callable[[View], View]:
+    methods = list(common.REAL_IO_ROUTES[path])
+    return app.route(path, methods=methods, provide_automatic_options=False)
+
+
+@real_io_route("/db")
+def db() -> Response:
+    return send(backend.query(common.plan_db(request.args)))
+
+
+@real_io_route("/db/items")
+def db_items() -> Response:
+    return send(backend.query(common.plan_item(request.args)))
+
+
+@real_io_route("/upstream")
+def upstream() -> Response:
+    return send(backend.call(common.plan_upstream(request.args)))
 
 
 @app.before_request

@@ -14,6 +14,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from targets import common
+
 # How a target holds requests at once, and so what its slots are:
 #   process      one request per worker process (gunicorn sync)        slots = workers
 #   threads      one request per thread                                 slots = workers x threads
@@ -41,10 +43,17 @@ class Target:
     threads: int  # threads per worker; 1 where requests do not get a thread each
     concurrency: str  # one of CONCURRENCY
     description: str
+    # Connections per server process of the real-I/O routes' database pool and upstream
+    # client (GATEBENCH_POOL); None: the app does not serve those routes (common.REAL_IO_ROUTES).
+    pool: int | None = None
+    # The ASGI app's upstream client (common.HTTP_CLIENTS; None: the app's default, aiohttp).
+    http_client: str | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency not in CONCURRENCY:
             raise ValueError(f"target {self.name}: concurrency {self.concurrency!r} unknown")
+        if self.pool is not None and self.pool < 1:
+            raise ValueError(f"target {self.name}: pool must be at least 1")
 
     @property
     def slots(self) -> int | None:
@@ -56,6 +65,16 @@ class Target:
         return self.workers
 
     @property
+    def serves_real_io(self) -> bool:
+        """Whether the app serves /db, /db/items and /upstream (common.REAL_IO_ROUTES)."""
+        return self.pool is not None
+
+    @property
+    def pool_total(self) -> int | None:
+        """Connections of the whole target: workers x pool (None: no real-I/O routes)."""
+        return None if self.pool is None else self.workers * self.pool
+
+    @property
     def threads_configurable(self) -> bool:
         return (self.server, self.worker_class) in (("gunicorn", "gthread"), ("granian", "wsgi"))
 
@@ -63,24 +82,54 @@ class Target:
         """The server's argv, bound to host:port. Never a shell string."""
         return SERVER_COMMANDS[self.server](self, host, port)
 
-    def with_settings(self, workers: int | None = None, threads: int | None = None) -> Target:
-        """A copy with other worker/thread counts (a one-run override)."""
+    def with_settings(
+        self, workers: int | None = None, threads: int | None = None, pool: int | None = None
+    ) -> Target:
+        """A copy with other worker/thread counts or pool size (a one-run override)."""
         if threads is not None and threads != self.threads and not self.threads_configurable:
             raise ValueError(
                 f"target {self.name}: its thread count is not a server setting; "
                 "only gthread workers and granian's WSGI threads take a thread count"
             )
+        if pool is not None and not self.serves_real_io:
+            raise ValueError(
+                f"target {self.name}: it has no pool; only targets serving the real-I/O routes "
+                f"({', '.join(common.REAL_IO_ROUTES)}) take a pool size"
+            )
         if (workers is not None and workers < 1) or (threads is not None and threads < 1):
             raise ValueError(f"target {self.name}: workers and threads must be at least 1")
+        if pool is not None and pool < 1:
+            raise ValueError(f"target {self.name}: pool must be at least 1")
         changed = replace(
             self,
             workers=self.workers if workers is None else workers,
             threads=self.threads if threads is None else threads,
+            pool=self.pool if pool is None else pool,
         )
         if changed == self:
             return self
         note = f"overridden for this run: {changed.workers} workers x {changed.threads} threads"
+        if changed.pool != self.pool:
+            note += f", pool {changed.pool} per worker"
         return replace(changed, description=f"{self.description} ({note})")
+
+    def environment(
+        self, database_dsn: str | None = None, upstream_url: str | None = None
+    ) -> dict[str, str]:
+        """The GATEBENCH_* variables to start this target's server with (merged over the
+        harness's own environment by the caller). Empty for a target without the real-I/O
+        routes; a DSN or URL that is None or empty is left out (the route then answers 503
+        naming the variable)."""
+        if self.pool is None:
+            return {}
+        env = {common.ENV_POOL: str(self.pool)}
+        if database_dsn:
+            env[common.ENV_DATABASE_DSN] = database_dsn
+        if upstream_url:
+            env[common.ENV_UPSTREAM_URL] = upstream_url.rstrip("/")
+        if self.http_client is not None:
+            env[common.ENV_HTTP_CLIENT] = self.http_client
+        return env
 
     def settings(self) -> dict[str, object]:
         """What the manifest records about this target."""
@@ -95,6 +144,8 @@ class Target:
             "threads": self.threads,
             "concurrency": self.concurrency,
             "slots": self.slots,
+            "pool": self.pool,
+            "http_client": self.http_client,
             "description": self.description,
         }
 
@@ -173,6 +224,15 @@ SERVER_COMMANDS: dict[str, Callable[[Target, str, int], list[str]]] = {
 
 FLASK_APP = "targets.flask_app:app"
 FASTAPI_APP = "targets.fastapi_app:app"
+DEF_APP = "targets.fastapi_pitfalls:sync_def_app"
+BLOCKING_APP = "targets.fastapi_pitfalls:blocking_app"
+# The apps that serve the real-I/O routes (common.REAL_IO_ROUTES); every row of one of these
+# declares its pool, every other row none (tests/test_real_io_routes.py holds the table to it).
+REAL_IO_APPS = (FLASK_APP, FASTAPI_APP, DEF_APP, BLOCKING_APP)
+# Pool per process of an app whose process holds any number of requests at once (an event
+# loop, gevent's greenlets): a usual production default (SQLAlchemy's pool_size, too), the
+# same for asyncio and gevent so that the two cooperative models compare on equal pools.
+COOPERATIVE_POOL = 10
 
 
 # One row per target, every field by name. Names never carry a number that depends on the
@@ -186,24 +246,38 @@ _ROWS = (
         app=FLASK_APP, framework="flask", interface="wsgi",
         server="gunicorn", worker_class="sync", workers=4, threads=1, concurrency="process",
         description="Flask on gunicorn, 4 sync workers: one request per worker at a time",
+        pool=1,  # = threads per worker: the pool is never the limit
     ),
     Target(
         name="flask-gunicorn-gthread",
         app=FLASK_APP, framework="flask", interface="wsgi",
         server="gunicorn", worker_class="gthread", workers=4, threads=8, concurrency="threads",
         description="Flask on gunicorn, 4 gthread workers x 8 threads: 32 requests at a time",
+        pool=8,
+    ),
+    Target(
+        name="flask-gunicorn-gthread-smallpool",
+        app=FLASK_APP, framework="flask", interface="wsgi",
+        server="gunicorn", worker_class="gthread", workers=4, threads=8, concurrency="threads",
+        description="Flask on gunicorn, 4 gthread workers x 8 threads, a pool of 2 per worker: "
+                    "32 requests at a time, 8 of them in the database",
+        pool=2,
     ),
     Target(
         name="flask-gunicorn-gevent",
         app=FLASK_APP, framework="flask", interface="wsgi",
         server="gunicorn", worker_class="gevent", workers=4, threads=1, concurrency="greenlets",
         description="Flask on gunicorn, 4 gevent workers: time.sleep patched to yield",
+        # Greenlets hold any number of requests, like an event loop: the same pool per
+        # process as the FastAPI targets (psycopg waits cooperatively under gevent).
+        pool=COOPERATIVE_POOL,
     ),
     Target(
         name="flask-granian",
         app=FLASK_APP, framework="flask", interface="wsgi",
         server="granian", worker_class="wsgi", workers=1, threads=32, concurrency="threads",
         description="Flask on granian (WSGI), 1 worker x 32 blocking threads",
+        pool=32,
     ),
     Target(
         name="django-gunicorn-sync",
@@ -223,6 +297,15 @@ _ROWS = (
         app=FASTAPI_APP, framework="fastapi", interface="asgi",
         server="uvicorn", worker_class="asyncio", workers=1, threads=1, concurrency="event-loop",
         description="FastAPI on uvicorn, 1 process with an event loop: waits overlap",
+        pool=COOPERATIVE_POOL,
+    ),
+    Target(
+        name="fastapi-uvicorn-httpx",
+        app=FASTAPI_APP, framework="fastapi", interface="asgi",
+        server="uvicorn", worker_class="asyncio", workers=1, threads=1, concurrency="event-loop",
+        description="factor: fastapi-uvicorn calling its upstream with httpx.AsyncClient "
+                    "instead of aiohttp",
+        pool=COOPERATIVE_POOL, http_client="httpx",
     ),
     Target(
         name="fastapi-uvicorn-workers",
@@ -231,6 +314,7 @@ _ROWS = (
         concurrency="event-loop",
         description=f"FastAPI on uvicorn, {MULTI_WORKERS} worker processes "
                     "(from the server's CPU budget)",
+        pool=COOPERATIVE_POOL,
     ),
     Target(
         name="fastapi-gunicorn-uvicorn",
@@ -239,27 +323,31 @@ _ROWS = (
         concurrency="event-loop",
         description=f"FastAPI on gunicorn with {MULTI_WORKERS} uvicorn workers: "
                     "the usual production setup",
+        pool=COOPERATIVE_POOL,
     ),
     Target(
         name="fastapi-uvicorn-def",
-        app="targets.fastapi_pitfalls:sync_def_app", framework="fastapi", interface="asgi",
+        app=DEF_APP, framework="fastapi", interface="asgi",
         server="uvicorn", worker_class="asyncio", workers=1, threads=ANYIO_THREADS,
         concurrency="threads",
         description="pitfall: plain `def` endpoints run in FastAPI's threadpool "
                     f"({ANYIO_THREADS} threads)",
+        pool=ANYIO_THREADS,  # one connection per thread, as for the WSGI thread servers
     ),
     Target(
         name="fastapi-uvicorn-blocking",
-        app="targets.fastapi_pitfalls:blocking_app", framework="fastapi", interface="asgi",
+        app=BLOCKING_APP, framework="fastapi", interface="asgi",
         server="uvicorn", worker_class="asyncio", workers=1, threads=1, concurrency="blocked-loop",
         description="pitfall: time.sleep inside `async def` blocks the event loop: "
                     "one request at a time",
+        pool=COOPERATIVE_POOL,  # as fastapi-uvicorn: the blocked loop, not the pool, limits
     ),
     Target(
         name="fastapi-granian",
         app=FASTAPI_APP, framework="fastapi", interface="asgi",
         server="granian", worker_class="asgi", workers=1, threads=1, concurrency="event-loop",
         description="FastAPI on granian (ASGI), 1 worker",
+        pool=COOPERATIVE_POOL,
     ),
     Target(
         name="starlette-uvicorn",

@@ -29,6 +29,7 @@ SERVER_RSS_PEAK = 120.0
 GENERATOR_CPU_MEAN = 30.0
 OUTSIDE_CPU = 9999.0
 OUTSIDE_RSS = 99999.0
+SERVICE_RSS, SERVICE_RSS_PEAK = 200.0, 210.0  # database/upstream rows (real_io=True)
 
 TARGETS = {
     "flask-gunicorn-sync": {
@@ -110,7 +111,15 @@ def _latency_doc(values_us: np.ndarray, failures: int, start: float) -> dict[str
     }
 
 
-def _write_resources(path: Path, start: float, generator_cpu: float = GENERATOR_CPU_MEAN) -> None:
+def _write_resources(
+    path: Path,
+    start: float,
+    generator_cpu: float = GENERATOR_CPU_MEAN,
+    server_cpu: float = SERVER_CPU_MEAN,
+    services: dict[str, float] | None = None,
+) -> None:
+    """Samples every 0.5 s from before the warm-up to after the window. ``services``: role
+    ("database", "upstream") -> its CPU inside the window (RSS SERVICE_RSS, peak at index 5)."""
     end = start + DURATION_S
     rows: list[list[object]] = []
     t = start - WARMUP_S - 1.0
@@ -118,13 +127,17 @@ def _write_resources(path: Path, start: float, generator_cpu: float = GENERATOR_
     while t <= end + 3.0:
         inside = start <= t <= end
         if inside:
-            cpu = {5: 40.0, 6: 60.0}.get(index, SERVER_CPU_MEAN)
+            cpu = {5: server_cpu - 10.0, 6: server_cpu + 10.0}.get(index, server_cpu)
             rss = SERVER_RSS_PEAK if index == 5 else 100.0
             gen_cpu = generator_cpu
         else:
             cpu, rss, gen_cpu = OUTSIDE_CPU, OUTSIDE_RSS, OUTSIDE_CPU
         rows.append([round(t, 3), "server", cpu, rss, 5])
         rows.append([round(t, 3), "generator", gen_cpu, 80.0, 1])
+        for role, service_cpu in (services or {}).items():
+            peak = SERVICE_RSS_PEAK if index == 5 else SERVICE_RSS
+            used, rss = (service_cpu, peak) if inside else (OUTSIDE_CPU, OUTSIDE_RSS)
+            rows.append([round(t, 3), role, used, rss, 6])
         index += 1 if inside else 0
         t += 0.5
     with path.open("w", newline="") as handle:
@@ -196,6 +209,8 @@ def _write_cell(
     generator_cpu: float = GENERATOR_CPU_MEAN,
     open_load: dict[str, object] | None = None,
     uncorrected: np.ndarray | None = None,
+    server_cpu: float = SERVER_CPU_MEAN,
+    services: dict[str, float] | None = None,
 ) -> None:
     """raw/<cell_id>/: latency.json (+ open-load fields), resources.csv, locust_stats.csv."""
     raw = run.run_dir / schema.RAW_DIR / cell_id
@@ -205,7 +220,7 @@ def _write_cell(
         doc["open"] = open_load
         doc["histogram_uncorrected"] = encode(values if uncorrected is None else uncorrected)
     (raw / schema.LATENCY_FILE).write_text(json.dumps(doc))
-    _write_resources(raw / schema.RESOURCES_FILE, start, generator_cpu)
+    _write_resources(raw / schema.RESOURCES_FILE, start, generator_cpu, server_cpu, services)
     _write_locust_stats(raw / "locust_stats.csv", values, failures)
     run.latencies_us[cell_id] = values
     run.windows[cell_id] = (start, start + DURATION_S)
@@ -343,12 +358,78 @@ def _measurement_cells(run: FakeRun, rng: np.random.Generator, start: float) -> 
     return cells
 
 
+# ---- real_io=True: scenarios "db" (needs a database) and "upstream", targets with pools ---------
+DB, UPSTREAM = "db", "upstream"
+GTHREAD = "flask-gunicorn-gthread"
+SMALLPOOL = "flask-gunicorn-gthread-smallpool"
+POOLS = {"fastapi-uvicorn": 10, GTHREAD: 8, SMALLPOOL: 2}  # per process; 4 workers for gthread
+POOL_TOTALS = {"fastapi-uvicorn": 10, GTHREAD: 32, SMALLPOOL: 8}
+REAL_IO_TARGETS = {
+    GTHREAD: {**GTHREAD_TARGET, "workers": 4, "threads": 8, "slots": 32, "pool": POOLS[GTHREAD],
+              "concurrency": "threads",
+              "description": "Flask on gunicorn, 4 gthread workers x 8 threads, pool 8 each"},
+    SMALLPOOL: {**GTHREAD_TARGET, "name": SMALLPOOL, "workers": 4, "threads": 8, "slots": 32,
+                "pool": POOLS[SMALLPOOL], "concurrency": "threads",
+                "description": "Flask on gunicorn, 4 gthread workers x 8 threads, pool 2 each"},
+}  # fmt: skip
+# (scenario, target, users) -> (rps, server CPU %, database or upstream CPU %). One core for the
+# server (pinning [0]): fastapi at 100 users is held by its pool of 10 (200 rps); gthread on db by
+# the database's CPU sharing the core (560 x 100 / (30 + 62) = 609 < 640 slots); the small pool
+# (8 connections: 160 rps) by its pool.
+REAL_IO_CELLS = {
+    (DB, "fastapi-uvicorn", 10): (190.0, 20.0, 8.0),
+    (DB, "fastapi-uvicorn", 100): (196.0, 25.0, 10.0),
+    (DB, GTHREAD, 10): (192.0, 15.0, 20.0),
+    (DB, GTHREAD, 100): (560.0, 30.0, 62.0),
+    (DB, SMALLPOOL, 10): (150.0, 12.0, 15.0),
+    (DB, SMALLPOOL, 100): (154.0, 12.0, 15.0),
+    (UPSTREAM, "fastapi-uvicorn", 10): (191.0, 22.0, 9.0),
+    (UPSTREAM, "fastapi-uvicorn", 100): (195.0, 26.0, 12.0),
+    (UPSTREAM, GTHREAD, 10): (190.0, 18.0, 9.0),
+    (UPSTREAM, GTHREAD, 100): (620.0, 40.0, 35.0),
+}
+REAL_IO_SCENARIOS = {
+    DB: {
+        "file": "scenarios/db.py",
+        "sha256": "4" * 64,
+        "description": "A real query: GET /db?ms=50 waits 50 ms inside PostgreSQL.",
+        "settings": {"service_time_ms": SERVICE_TIME_MS, "users": [10, 100], "needs": "database"},
+    },
+    UPSTREAM: {
+        "file": "scenarios/upstream.py",
+        "sha256": "5" * 64,
+        "description": "A real HTTP call: GET /upstream?ms=50 calls a service answering in 50 ms.",
+        "settings": {"service_time_ms": SERVICE_TIME_MS, "users": [10, 100], "needs": "upstream"},
+    },
+}
+
+
+def real_io_cell_id(scenario: str, target: str, users: int) -> str:
+    return FakeRun.cell_id(target, users, scenario=scenario)
+
+
+def _real_io_cells(run: FakeRun, rng: np.random.Generator, start: float) -> list[dict]:
+    cells: list[dict[str, object]] = []
+    for (scenario, target, users), (rps, server_cpu, service_cpu) in REAL_IO_CELLS.items():
+        cell = _cell(target, users, 1, schema.STATUS_OK, scenario)
+        values = _closed_latencies(rng, users, rps, int(rps * DURATION_S))
+        role = "database" if scenario == DB else "upstream"
+        _write_cell(
+            run, str(cell["cell_id"]), values, 0, start, server_cpu=server_cpu,
+            services={role: service_cpu},
+        )  # fmt: skip
+        cells.append(cell)
+        start += 20.0
+    return cells
+
+
 def make_run(
     root: Path,
     trials: int = 1,
     extra_scenario: bool = False,
     measurement: bool = False,
     cpu_scenario: bool = False,
+    real_io: bool = False,
 ) -> FakeRun:
     """Write a run folder under ``root``: io x 2 targets x users 10/100 (+1 failed cell).
 
@@ -356,6 +437,8 @@ def make_run(
     ``cpu_scenario`` adds the scenario "cpu" (CPU_THROUGHPUT: ASGI/WSGI within 4%).
     ``measurement`` adds the scenario "measure" (see _measurement_cells), a calibration, a
     verify gate with one failed target, open-load options and a stall.
+    ``real_io`` adds the scenarios "db" and "upstream" (REAL_IO_CELLS) and pools to the targets
+    (POOLS; fastapi-uvicorn's pool is there for its io cells too, where it must not count).
     """
     run_dir = root / "20261125T130000Z-abc1234"
     run = FakeRun(run_dir)
@@ -412,6 +495,14 @@ def make_run(
             "settings": {"service_time_ms": SERVICE_TIME_MS, "users": [10, 50, 100]},
         }
         targets[FAILED_TARGET] = GTHREAD_TARGET
+    if real_io:
+        cells += _real_io_cells(run, rng, start + 5000.0)
+        scenarios.update(REAL_IO_SCENARIOS)
+        targets.update(REAL_IO_TARGETS)
+        targets["fastapi-uvicorn"] = {
+            **targets["fastapi-uvicorn"],
+            "pool": POOLS["fastapi-uvicorn"],
+        }
     manifest: dict[str, object] = {
         "schema_version": schema.SCHEMA_VERSION,
         "run_id": run_dir.name,

@@ -290,18 +290,18 @@ def test_seeded_exp_sleep_is_deterministic(app_name: str, clients: dict[str, Any
 
 def test_routes_match_the_shared_table() -> None:
     expected = {path: set(methods) for path, methods in common.ROUTES.items()}
-    # The Flask and FastAPI apps also serve the stream routes (tests/test_streams.py).
+    # The Flask and FastAPI apps also serve the stream routes (tests/test_streams.py), and
+    # they and the pitfall apps the real-I/O routes (tests/test_real_io_routes.py).
+    elsewhere = {**streams.STREAM_ROUTES, **common.REAL_IO_ROUTES}
     flask_routes = {
         rule.rule: set(rule.methods or ()) - {"OPTIONS"}
         for rule in flask_app.url_map.iter_rules()
-        if rule.rule not in streams.STREAM_ROUTES
+        if rule.rule not in elsewhere
     }
     assert flask_routes == expected
     for app in (fastapi_app, fastapi_pitfalls.sync_def_app, fastapi_pitfalls.blocking_app,
                 starlette_app.app):  # fmt: skip
-        routes: list[Any] = [
-            r for r in app.routes if getattr(r, "path", "") not in streams.STREAM_ROUTES
-        ]
+        routes: list[Any] = [r for r in app.routes if getattr(r, "path", "") not in elsewhere]
         assert {route.path: set(route.methods) for route in routes} == expected
     # Django and the raw apps route by path only; their method checks read ROUTES itself.
     for urlconf in (django_urls, django_urls_async):

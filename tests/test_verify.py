@@ -176,7 +176,7 @@ def test_reference_is_the_first_target_that_started(
     assert list(results) == ["broken", "first", "second"]
     assert results["broken"].to_dict() == {
         "target": "broken", "passed": False, "io_ms": None, "io_overhead_ms": None,
-        "io_expected_ms": 50.0, "checked": 0,
+        "io_expected_ms": 50.0, "checked": 0, "requests": len(REQUESTS), "db_ms": None,
         "problems": [f"target broken exited; see its log {logs[0]}"],
     }  # fmt: skip
     assert results["first"].passed and results["first"].checked == len(REQUESTS)

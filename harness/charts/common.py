@@ -44,6 +44,16 @@ Colour = tuple[float, float, float, float]
 LineStyle = Literal["-", "--", ":", "-."]
 
 
+# The bound: a wide pale line behind the measured one, so both show where they are equal.
+BOUND_STYLE: dict[str, object] = {
+    "linestyle": "--",
+    "linewidth": 6.0,
+    "alpha": 0.3,
+    "solid_capstyle": "butt",
+    "zorder": 1,
+}
+BOUND_LABEL = "bound: lowest ceiling (wide pale line, the target's colour)"
+
 # Error bars of a figure: the summary columns holding its confidence interval over trials.
 CI_COLUMNS = {"rps": ("rps_ci_low", "rps_ci_high"), "p99_ms": ("p99_ci_low_ms", "p99_ci_high_ms")}
 CI_LABEL = "error bars: 95% CI of the mean over trials (Student's t)"

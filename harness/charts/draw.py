@@ -11,7 +11,9 @@ A scenario with one load level, or whose ok cells are all generator-bound, gets 
 latency or knee chart (``harness.charts.paths.skipped_charts`` says which and why). Per
 scenario, a scenario with stalled cells gets ``<scenario>_stall.png`` (``harness.charts.detail``)
 and one with long-lived connections its connections chart (``harness.charts.connections``);
-across scenarios, the ASGI/WSGI ratio (``harness.charts.overview``). File names and captions
+across scenarios, the ASGI/WSGI ratio (``harness.charts.overview``) and, when the run has
+scenarios that need a database or an upstream service, the real-I/O chart
+(``harness.charts.real_io``). File names and captions
 are ``harness.charts.paths``'; shared marks, colours and saving ``harness.charts.common``'s.
 Everything is read through ``harness.results`` only.
 """
@@ -31,10 +33,19 @@ from harness.charts import connections as charts_connections
 from harness.charts import detail as charts_detail
 from harness.charts import factors as charts_factors
 from harness.charts import overview as charts_overview
-from harness.charts.common import FIGSIZE, Colour, LineStyle, target_colours
+from harness.charts import real_io as charts_real_io
+from harness.charts.common import (
+    BOUND_LABEL,
+    BOUND_STYLE,
+    FIGSIZE,
+    Colour,
+    LineStyle,
+    target_colours,
+)
 from harness.charts.paths import (
     chart_paths,
     overview_chart_path,
+    real_io_chart_path,
     skipped_charts,
     stall_chart_path,
 )
@@ -60,15 +71,6 @@ LATENCY_LINES: dict[str, list[tuple[str, str, str, LineStyle]]] = {
 MARKER_STYLE: dict[str, dict[str, object]] = {
     "p999_ms": {"markerfacecolor": "none", "markersize": 10, "markeredgewidth": 1.4, "zorder": 3}
 }
-# The bound: a wide pale line behind the measured one, so both show where they are equal.
-BOUND_STYLE: dict[str, object] = {
-    "linestyle": "--",
-    "linewidth": 6.0,
-    "alpha": 0.3,
-    "solid_capstyle": "butt",
-    "zorder": 1,
-}
-BOUND_LABEL = "bound: lowest ceiling (wide pale line, the target's colour)"
 
 
 def _throughput_chart(
@@ -197,7 +199,11 @@ def scenario_charts(results: Results, scenario: str, colours: dict[str, Colour])
 
 
 def run_wide_charts(results: Results, colours: dict[str, Colour]) -> list[Path]:
-    """The charts across scenarios: long-lived connections, the ASGI/WSGI overview."""
+    """The charts across scenarios: long-lived connections, the ASGI/WSGI overview, real I/O."""
     written = charts_connections.draw_connection_charts(results, colours)
     overview = charts_overview.ratio_chart(results, colours, overview_chart_path(results.run_dir))
-    return written + ([overview] if overview else [])
+    real_io_path = real_io_chart_path(results.run_dir)
+    real_io = charts_real_io.real_io_chart(results, colours, real_io_path)
+    if real_io is None:
+        real_io_path.unlink(missing_ok=True)  # never a chart the report does not show
+    return written + ([overview] if overview else []) + ([real_io] if real_io else [])

@@ -38,6 +38,11 @@ OVERVIEW_CAPTION = (
 )
 STALL_CAPTION = "What happened to throughput, second by second, while the server was paused?"
 FACTORS_CAPTION = "How much of the gap each single change explains"
+REAL_IO_CAPTION = (
+    "How many requests per second did each stack serve through its connection pool as load "
+    "grew, against its bound (the wide pale line: the pool, the slots or a CPU, whichever is "
+    "lowest)?"
+)
 CONNECTIONS_CAPTION = (
     "How many long-lived connections each stack held, what each cost in memory, and how fast "
     "messages still arrived"
@@ -77,6 +82,11 @@ def connections_chart_path(run_dir: Path | str, scenario: str) -> Path:
 def overview_chart_path(run_dir: Path | str) -> Path:
     """Where the ASGI/WSGI throughput-ratio chart across scenarios goes."""
     return _charts(run_dir) / "overview_asgi_wsgi.png"
+
+
+def real_io_chart_path(run_dir: Path | str) -> Path:
+    """Where the real-I/O chart (one panel per scenario needing a database or upstream) goes."""
+    return _charts(run_dir) / "real_io.png"
 
 
 # The charts against load that a scenario (and load model) can have nothing to say in, and why.

@@ -22,7 +22,9 @@ key                       meaning
                           window closed (kind ``"connect"``). A failed connect *attempt* is
                           counted in ``connect_failures`` only, never here (a user that never
                           got through would count twice)
-``failures_by_kind``      ``failures`` by kind: ``"HTTP <status>"``, an exception's class name,
+``failures_by_kind``      ``failures`` by kind: what the server named in its
+                          ``X-Gatebench-Failure`` header (``"pool timeout"``), else
+                          ``"HTTP <status>"``, an exception's class name,
                           ``"connect"`` (a requested connection not held at the window's close)
 ``histogram``             latency of the window's successes (open load: from the intended start)
 ``histogram_uncorrected`` open load only: the same requests timed from their actual send
@@ -349,10 +351,41 @@ def _encode(histogram: HdrHistogram) -> str:
     return encoded.decode("ascii") if isinstance(encoded, bytes) else str(encoded)
 
 
+# A response header by which a target names its own failure (targets.common.FAILURE_HEADER):
+# "pool timeout", "database unavailable", "upstream unavailable".
+FAILURE_HEADER = "X-Gatebench-Failure"
+MAX_FAILURE_KIND_CHARS = 60
+
+
+def named_failure(response: Any) -> str | None:
+    """The kind a response names in ``FAILURE_HEADER``, or None. Works on any response with a
+    ``headers`` mapping (locust's FastResponse and requests' Response; names case-insensitive
+    there, tried as sent and lower-cased for a plain dict); a blank value is no name."""
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    try:
+        value = headers.get(FAILURE_HEADER) or headers.get(FAILURE_HEADER.lower())
+    except Exception:  # a headers object without a usable get(): no name
+        return None
+    if isinstance(value, list):  # geventhttpclient: a repeated header gives every value
+        value = value[0] if value else None
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    if not isinstance(value, str):
+        return None
+    return value.strip()[:MAX_FAILURE_KIND_CHARS] or None
+
+
 def failure_kind(exception: BaseException | None, response: Any) -> str | None:
-    """A short, stable name for what went wrong, or None for a success."""
+    """A short, stable name for what went wrong, or None for a success: the server's own name
+    for it (``FAILURE_HEADER``) when the response carries one, else its HTTP status, else the
+    exception's class."""
     if exception is None:
         return None
+    named = named_failure(response)
+    if named is not None:
+        return named
     status = getattr(response, "status_code", None)
     if isinstance(status, int) and status >= 400:
         return f"HTTP {status}"

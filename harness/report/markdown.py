@@ -4,7 +4,8 @@ This module owns the report's order and its findings: headline findings computed
 summary (generator-bound cells left out), the ASGI/WSGI overview chart, one table and its charts
 (each with a caption saying what question it answers) per scenario and load model, failed cells,
 warnings and the environment the numbers came from. "Where the difference comes from" is
-``harness.report.factors``', "Long-lived connections" ``harness.report.connections``', the
+``harness.report.factors``', "Real I/O" ``harness.report.real_io``', "Long-lived connections"
+``harness.report.connections``', the
 sections on trust in the numbers ``harness.report.sections``'. It reads the run through
 ``harness.results`` only, so any copied run folder can be re-rendered, and never loads
 matplotlib: charts are linked through ``harness.charts.paths`` when they exist on disk.
@@ -32,6 +33,7 @@ from harness.report.answer import answer_section, keepalive_text
 from harness.report.blocks import chart_lines, row_load_text, table
 from harness.report.connections import connection_headline, connections_section
 from harness.report.factors import factors_section
+from harness.report.real_io import real_io_section
 from harness.report.sections import (
     closed_vs_open_section,
     external_note,
@@ -67,8 +69,11 @@ HOW_TO_READ = (
     "time S (the scenario's wait plus the target's own per-request overhead), U users cannot "
     "exceed U/S requests/s and a server holding K requests at once (workers × threads; "
     "unbounded for an async event loop) cannot exceed K/S, or fewer when its connections "
-    "sit unevenly on its workers (*balance*). The CPUs give the others: the server's CPU "
-    "budget over its CPU seconds per request, and the same for the load generator. The "
+    "sit unevenly on its workers (*balance*), or fewer when each request holds one of a "
+    "connection pool's connections (real I/O: K is min(slots, pool), the *pool* when it is "
+    "the smaller). The CPUs give the others: the server's CPU budget over its CPU seconds "
+    "per request (with a database on the same CPUs, over the two together: the *database* "
+    "when it used more), and the same for the load generator. The "
     "lowest ceiling is the cell's *bound* and its *limiter*; *efficiency* = measured "
     "throughput / bound (open load: / the offered rate). A cell below 0.9 of its bound whose "
     "limiter was not a busy CPU is marked *unexplained*: something the harness does not "
@@ -433,7 +438,7 @@ def render_report(results: Results) -> str:
     lines += unstable_section(results)
     lines += measurement_section(results) + closed_vs_open_section(results)
     lines += stall_section(results) + verify_section(results)
-    lines += connections_section(results)
+    lines += real_io_section(results) + connections_section(results)
     for scenario in results.scenario_names:
         lines += _scenario_section(results, scenario)
     lines += _not_ok_section(results) + _warnings_section(results)

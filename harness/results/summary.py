@@ -53,6 +53,7 @@ INT_COLUMNS = (
     "in_flight_at_end",
     "offered",
     "generators",
+    "pool_total",
 )
 BOOL_COLUMNS = ("generator_bound", "unstable")
 TEXT_COLUMNS = (
@@ -83,7 +84,9 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
 
 def _window_figures(resources: pd.DataFrame | None, latency: dict[str, Any]) -> dict[str, Any]:
     """Server/generator CPU and memory over the measurement window only (warm-up excluded),
-    the machine's other CPU use and steal, and the server's connections per process."""
+    the machine's other CPU use and steal, the server's connections per process, and the
+    real-I/O services' CPU and memory (roles "database" and "upstream": empty when the cell
+    sampled none)."""
     empty: dict[str, Any] = {
         "server_cpu_pct": None,
         "server_rss_mb": None,
@@ -91,6 +94,9 @@ def _window_figures(resources: pd.DataFrame | None, latency: dict[str, Any]) -> 
         "generator_cpu_pct": None,
         "steal_pct": None,
         "other_cpu_pct": None,
+        "database_cpu_pct": None,
+        "database_rss_mb": None,
+        "upstream_cpu_pct": None,
     }
     start, end = (
         finite_number(latency.get("window_start")),
@@ -102,6 +108,8 @@ def _window_figures(resources: pd.DataFrame | None, latency: dict[str, Any]) -> 
     server = window[window["role"] == "server"]
     generator = window[window["role"] == "generator"]
     other = window[window["role"] == "other"]
+    database = window[window["role"] == "database"]
+    upstream = window[window["role"] == "upstream"]
     return {
         "server_cpu_pct": _mean(server, "cpu_pct"),
         "server_rss_mb": _peak(server, "rss_mb"),
@@ -109,6 +117,9 @@ def _window_figures(resources: pd.DataFrame | None, latency: dict[str, Any]) -> 
         "generator_cpu_pct": _mean(generator, "cpu_pct"),
         "steal_pct": _mean(other, "steal_pct"),
         "other_cpu_pct": _mean(other, "cpu_pct"),
+        "database_cpu_pct": _mean(database, "cpu_pct"),
+        "database_rss_mb": _peak(database, "rss_mb"),
+        "upstream_cpu_pct": _mean(upstream, "cpu_pct"),
         "connection_samples": _connection_samples(server),
     }
 
@@ -321,6 +332,7 @@ class RunContext:
     ceiling_rps: float | None = None  # the calibrated generator ceiling
     server_cores: int | None = None  # CPUs the server was pinned to (or the machine's)
     overheads: dict[str, float] = field(default_factory=dict)  # target -> /io?ms=0 ms
+    needs: dict[str, str] = field(default_factory=dict)  # scenario -> "database"/"upstream"
 
     @classmethod
     def of(cls, manifest: Manifest) -> RunContext:
@@ -333,12 +345,28 @@ class RunContext:
             value = finite_number((result or {}).get("io_overhead_ms"))
             if value is not None:
                 overheads[name] = value
+        needs = {}
+        for name, info in (manifest.get("scenarios") or {}).items():
+            need = scenario_needs(info)
+            if need is not None:
+                needs[str(name)] = need
         return cls(
             targets=manifest.get("targets") or {},
             ceiling_rps=calibration_rps(manifest),
             server_cores=None if cores is None else int(cores),
             overheads=overheads,
+            needs=needs,
         )
+
+    def pool_total(self, scenario: Any, target: dict[str, Any]) -> float | None:
+        """Connections the target's pools hold at most (workers x pool per process), for a
+        cell whose scenario needs a database or an upstream service; else None."""
+        if str(scenario) not in self.needs:
+            return None
+        pool, workers = finite_number(target.get("pool")), finite_number(target.get("workers"))
+        if pool is None or pool <= 0:
+            return None
+        return pool * (workers if workers is not None and workers > 0 else 1)
 
     def server_budget_pct(self, target: dict[str, Any]) -> float | None:
         """The server's CPU budget: the cores it may use, at most one per process."""
@@ -347,6 +375,21 @@ class RunContext:
             return None
         usable = self.server_cores if workers is None else min(self.server_cores, workers)
         return max(usable, 1) * 100.0
+
+
+REAL_IO_NEEDS = ("database", "upstream")
+
+
+def scenario_needs(info: Any) -> str | None:
+    """What a manifest scenario (``Scenario.to_dict``) needs: "database", "upstream" or None.
+    Read from its ``needs`` key, or from its settings' ``needs``."""
+    if not isinstance(info, dict):
+        return None
+    settings = info.get("settings")
+    need = info.get("needs")
+    if need is None and isinstance(settings, dict):
+        need = settings.get("needs")
+    return str(need) if need in REAL_IO_NEEDS else None
 
 
 def _first(*values: Any) -> Any:
@@ -358,6 +401,11 @@ def _roofline_figures(
 ) -> dict[str, Any]:
     """bound_rps, limiter, efficiency and the ceilings behind them (harness.results.roofline)."""
     threads = finite_number(target.get("threads"))
+    pool_total = row.get("pool_total")
+    pool = finite_number(target.get("pool"))
+    if pool_total is not None and threads is not None and pool is not None:
+        threads = min(threads, pool)  # a worker runs at most its pool's connections at once
+    needs_database = run.needs.get(str(row.get("scenario"))) == "database"
     cell = CellLoad(
         load_model=str(row["load_model"]),
         users=row["users"],
@@ -377,6 +425,9 @@ def _roofline_figures(
         protocol=str(row.get("protocol") or "http"),
         connections_requested=row.get("connections_requested"),
         connections_held=_first(row.get("connections_held"), row.get("connections_established")),
+        pool_total=pool_total,
+        database_cpu_pct=row.get("database_cpu_pct") if needs_database else None,
+        shared_budget_pct=None if run.server_cores is None else run.server_cores * 100.0,
     )
     line = roofline(cell)
     return {
@@ -418,6 +469,7 @@ def summary_row(
         "slots": slots,
         "service_time_ms": finite_number(cell.get("service_time_ms")),
         "overhead_ms": run.overheads.get(str(cell.get("target"))),
+        "pool_total": run.pool_total(cell.get("scenario"), target),
         "generator_bound": None,
         "generator_ceiling_rps": run.ceiling_rps,
     }

@@ -172,4 +172,30 @@ def parse_override(text: str) -> tuple[str, str, int]:
     return target, setting, int(value)
 
 
-OVERRIDABLE = ("workers", "threads")
+OVERRIDABLE = ("workers", "threads", "pool")
+
+
+def served_cells(
+    cells: list[Cell], scenarios: dict[str, Scenario], targets: dict[str, Target]
+) -> tuple[list[Cell], list[str]]:
+    """The cells a target can serve, and a note per (scenario, target) left out: a scenario
+    that needs a service (settings "needs") runs only on targets serving the real-I/O routes.
+    A plan left with no cell at all is a UsageError."""
+    kept: list[Cell] = []
+    dropped: dict[str, list[str]] = {}
+    for cell in cells:
+        needs = scenarios[cell.scenario].needs
+        if needs is not None and not targets[cell.target].serves_real_io:
+            names = dropped.setdefault(cell.scenario, [])
+            if cell.target not in names:
+                names.append(cell.target)
+            continue
+        kept.append(cell)
+    notes = [
+        f"scenario {scenario} needs the {scenarios[scenario].needs} routes, which "
+        f"{', '.join(names)} do{'es' if len(names) == 1 else ''} not serve: left out"
+        for scenario, names in dropped.items()
+    ]
+    if cells and not kept:
+        raise UsageError("; ".join(notes))
+    return kept, notes

@@ -14,6 +14,7 @@ sends SIGTERM to every group still listed, and SIGKILL to what is left after GRA
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -88,6 +89,22 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _at_exit() -> None:
+    """A normal exit: close the pipe (the watchdog ends what is still listed, usually nothing)
+    and collect the watchdog, rather than leave it to outlive us unreaped."""
+    global _pipe
+    if _pipe is None or _watchdog is None:
+        return
+    with contextlib.suppress(OSError):
+        os.close(_pipe)
+    _pipe = None
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        _watchdog.wait(timeout=GRACE_S + 1)
+
+
+atexit.register(_at_exit)
 
 
 # ---- the watchdog side ---------------------------------------------------------------------

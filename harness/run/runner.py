@@ -45,6 +45,7 @@ from harness.run.servers import (
     stop_in_background,
     wait_stopped,
 )
+from harness.run.services import Services
 from harness.run.stall import Staller
 from harness.schema import Cell, CellRecord, Manifest
 from targets.registry import Target
@@ -135,8 +136,10 @@ class Runner:
         targets: dict[str, Target],
         settings: CellSettings,
         progress: Progress,
+        services: Services | None = None,
     ) -> None:
         self.run_dir = run_dir
+        self.services = services  # the database and upstream some scenarios need
         self.manifest = manifest
         self.records = records
         self.scenarios = scenarios
@@ -207,22 +210,32 @@ class Runner:
         log = self.server_log(scenario, target, trial)
         batches = [[r] for r in group] if scenario.holds_connections else [list(group)]
         restarts = 0
+        needs = scenario.needs
         for index, pending in enumerate(batches):
             later = [r for batch in batches[index + 1 :] for r in batch]
             while pending:
+                if needs is not None:  # started, or started again after it died
+                    reason = self.needed(needs)
+                    if reason:
+                        ran = any(r.started_at for r in group)
+                        status = schema.STATUS_FAILED if ran else schema.STATUS_SKIPPED
+                        self.give_up(pending + later, queue, reason, status)
+                        return
                 self.ensure_generator(queue, locustfile, classes)  # locust boots with the server
+                cpus, env = self.settings.pinning.server_cpus, self.server_environment(target)
                 try:
-                    cpus = self.settings.pinning.server_cpus
                     with (
                         attach(target)
                         if is_external(target)
-                        else serve(target, log, cpus, background_stop=True)
+                        else serve(target, log, cpus, background_stop=True, env=env)
                     ) as server:
                         wait_stopped()  # the previous server is gone before anything is measured
-                        self.run_cells(server, pending, queue, locustfile, classes)
+                        self.run_cells(server, pending, queue, locustfile, classes, needs)
                 except ServerError as exc:
                     self.give_up(pending + later, queue, str(exc))
                     return
+                if pending and needs is not None and not self.service_alive(needs):
+                    continue  # the service died: it and a fresh server (its new address)
                 if pending:
                     restarts += 1
                     if restarts > MAX_RESTARTS:
@@ -231,22 +244,37 @@ class Runner:
                         return
                     self.progress(f"    target {target.name} died; starting it again (log: {log})")
 
+    def needed(self, service: str) -> str | None:
+        """Have the service running; the one-line reason when it cannot be."""
+        if self.services is None:
+            return f"the {service} is not available in this run"
+        return self.services.ensure(service)
+
+    def service_alive(self, service: str) -> bool:
+        return self.services is not None and self.services.alive(service)
+
+    def server_environment(self, target: Target) -> dict[str, str] | None:
+        """The services' addresses (and the target's pool) for a server this run starts."""
+        return None if self.services is None else self.services.environment(target)
+
     def run_cells(
         self, server: Server, pending: list[CellRecord], queue: list[CellRecord],
-        locustfile: Path, classes: tuple[str, ...],
+        locustfile: Path, classes: tuple[str, ...], needs: str | None = None,
     ) -> None:  # fmt: skip
-        """The pending cells, one at a time while the server lives, each taken off the queue;
-        a sampler watches the server and the current locust process."""
+        """The pending cells, one at a time while the server (and the service they need)
+        lives, each taken off the queue; a sampler watches the server, the current locust
+        process and the service."""
         sampler: Sampler | None = None
         sampled: Generator | None = None
         try:
-            while pending and server.alive():
+            while pending and server.alive() and (needs is None or self.service_alive(needs)):
                 generator = self.ensure_generator(queue, locustfile, classes)
                 if sampler is None or sampled is not generator:
                     if sampler is not None:
                         sampler.__exit__(None, None, None)
+                    roles = self.services.roles(needs) if self.services is not None else {}
                     sampler = Sampler(
-                        sampled_roles(server, generator.pids),
+                        {**sampled_roles(server, generator.pids), **roles},
                         count_connections=server.target.concurrency in COUNTED_CONNECTIONS,
                         port=server.port,
                     )
@@ -254,15 +282,18 @@ class Runner:
                     sampled = generator
                 record = pending.pop(0)
                 queue.remove(record)
-                self.run_one(record, server, generator, sampler)
+                self.run_one(record, server, generator, sampler, needs)
         finally:
             if sampler is not None:
                 sampler.__exit__(None, None, None)
 
-    def give_up(self, pending: list[CellRecord], queue: list[CellRecord], reason: str) -> None:
-        """Fail these cells and let the sweep's locust process pass over them."""
+    def give_up(
+        self, pending: list[CellRecord], queue: list[CellRecord], reason: str,
+        status: str = schema.STATUS_FAILED,
+    ) -> None:  # fmt: skip
+        """Fail (or skip) these cells and let the sweep's locust process pass over them."""
         for record in pending:
-            self.finish(record, schema.STATUS_FAILED, reason)
+            self.finish(record, status, reason)
             queue.remove(record)
             cell_dir = self.cell_dir(record.cell)
             cell_dir.mkdir(parents=True, exist_ok=True)
@@ -271,8 +302,9 @@ class Runner:
         self.progress(f"error: {reason}")
 
     def run_one(
-        self, record: CellRecord, server: Server, generator: Generator, sampler: Sampler
-    ) -> None:
+        self, record: CellRecord, server: Server, generator: Generator, sampler: Sampler,
+        needs: str | None = None,
+    ) -> None:  # fmt: skip
         cell = record.cell
         load = load_text(cell.load_model, cell.users if cell.load_model == "closed" else cell.rate)
         trial = f", trial {cell.trial}" if cell.trial > 1 or self.has_trials() else ""
@@ -284,6 +316,9 @@ class Runner:
         self.manifest.setdefault("order", []).append(cell.cell_id)
         try:
             result = run_stage(cell, self.cell_dir(cell), server, generator, sampler, self.settings)
+            if needs is not None and not self.service_alive(needs):
+                log = self.services.log_path(needs) if self.services else "its log"
+                raise CellError(f"the {needs} died during the cell; see {log}")
         except CellError as exc:
             with interrupts_deferred():
                 self.finish(record, schema.STATUS_FAILED, str(exc))

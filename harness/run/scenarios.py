@@ -8,7 +8,10 @@ description; an optional module-level ``settings`` dict may set:
 - ``slot_time_ms``: how long one request holds a server slot when that is not what the client
   waits (work done after the response: ``/background``); the slots ceiling uses it;
 - ``duration``: seconds per cell (number, or text such as "10s", "2m");
-- ``warmup``: seconds of warm-up per cell, excluded from every figure.
+- ``warmup``: seconds of warm-up per cell, excluded from every figure;
+- ``needs``: a service the harness must start for it, ``"database"`` (a seeded PostgreSQL,
+  ``harness.run.database``) or ``"upstream"`` (an HTTP service, ``harness.run.upstream``); its
+  cells run only on targets that serve the real-I/O routes.
 
 Files are imported by ``harness.loadgen.probe`` in a subprocess, never here.
 """
@@ -31,7 +34,8 @@ from harness.units import UsageError, parse_duration
 # GATEBENCH_SCENARIOS points discovery at another folder of locustfiles (tests use it too).
 SCENARIO_DIR = Path(os.environ.get("GATEBENCH_SCENARIOS") or PROJECT_ROOT / "scenarios")
 PROBE_TIMEOUT_S = 120.0
-SETTINGS_KEYS = ("users", "service_time_ms", "slot_time_ms", "duration", "warmup")
+SETTINGS_KEYS = ("users", "service_time_ms", "slot_time_ms", "duration", "warmup", "needs")
+SERVICES = ("database", "upstream")  # what a scenario may need (settings "needs")
 
 
 class ScenarioError(UsageError):
@@ -55,6 +59,7 @@ class Scenario:
     # Its users hold long-lived connections (SSE, WebSocket): every cell gets a fresh server,
     # so the memory a cell's connections cost is measured from a server holding none.
     holds_connections: bool = False
+    needs: str | None = None  # a service the harness starts for it (SERVICES), if any
 
     @property
     def summary(self) -> str:
@@ -73,6 +78,7 @@ class Scenario:
             "user_classes": list(self.user_classes),
             "settings": self.settings,
             "holds_connections": self.holds_connections,
+            "needs": self.needs,
         }
 
 
@@ -158,6 +164,9 @@ def from_report(path: Path, report: dict[str, Any]) -> Scenario:
         slot_time = _positive(settings.get("slot_time_ms"), "slot_time_ms")
         duration = _duration(settings, "duration")
         warmup = _duration(settings, "warmup", zero_ok=True)
+        needs = settings.get("needs")
+        if needs is not None and needs not in SERVICES:
+            raise ValueError(f"needs must be one of {', '.join(SERVICES)}, got {needs!r}")
     except ValueError as exc:
         raise fail(f"invalid settings: {exc}") from None
     return Scenario(
@@ -174,6 +183,7 @@ def from_report(path: Path, report: dict[str, Any]) -> Scenario:
         settings=settings,
         open_problem=report.get("open_problem"),
         holds_connections=bool(report.get("holds_connections")),
+        needs=needs,
     )
 
 

@@ -101,8 +101,12 @@ def start_process(
     cpus: Sequence[int] | None,
     env: dict[str, str] | None = None,
     stderr_path: Path | None = None,
+    user: int | None = None,
+    group: int | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start argv in its own session, pinned; stdout (and stderr, unless given) to log_path."""
+    """Start argv in its own session, pinned; stdout (and stderr, unless given) to log_path.
+    ``user``/``group``: run it as that uid/gid, without supplementary groups (PostgreSQL,
+    which refuses to run as root)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as files:
         log = files.enter_context(open(log_path, "ab"))
@@ -116,6 +120,9 @@ def start_process(
             env=env,
             start_new_session=True,
             preexec_fn=pinned(cpus),
+            user=user,
+            group=group,
+            extra_groups=[] if user is not None else None,
         )
         _started.add(proc)
         reaper.watch(proc.pid)  # its session's group id is its pid
@@ -371,8 +378,11 @@ def serve(
     cpus: Sequence[int] | None = None,
     host: str = HOST,
     background_stop: bool = False,
+    env: dict[str, str] | None = None,
 ) -> Iterator[RunningServer]:
     """Start target on a free port, wait until ready, and always stop it afterwards.
+    ``env``: variables added to this process's environment for the server (the real-I/O
+    services' addresses, ``harness.run.services``).
 
     Ready: ``/health`` answers 200, every worker the target declares runs and the tree's
     memory has settled (``wait_settled``), all within READY_TIMEOUT_S of the start.
@@ -385,7 +395,8 @@ def serve(
     try:
         for attempt in range(1, PORT_ATTEMPTS + 1):
             port = free_port(host)
-            proc = start_process(target.command(host, port), log_path, cpus)
+            environment = {**os.environ, **env} if env else None
+            proc = start_process(target.command(host, port), log_path, cpus, environment)
             server = RunningServer(target, proc, f"http://{host}:{port}", log_path)
             try:
                 deadline = time.monotonic() + READY_TIMEOUT_S

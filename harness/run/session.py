@@ -25,11 +25,12 @@ from harness.run.external import run_targets
 from harness.run.generators import DEFAULT_MASTER_PORT, GeneratorLayout, parse_master
 from harness.run.manifest import create_run_dir, new_manifest, now_iso, point_latest
 from harness.run.network import link
-from harness.run.plan import RunOptions, build_plan
+from harness.run.plan import RunOptions, build_plan, served_cells
 from harness.run.profiles import PROFILES
 from harness.run.runner import CellError, CellSettings, Progress, Runner
 from harness.run.scenarios import Scenario, discover
 from harness.run.servers import ServerError, stop_all
+from harness.run.services import Services
 from harness.run.stall import StallPlan
 from harness.run.verify import verify_targets
 from harness.schema import (
@@ -53,6 +54,9 @@ def run_benchmark(
     scenarios, broken = discover()
     targets = run_targets(options)
     cells = build_plan(options, profile, scenarios, list(targets), broken)
+    cells, left_out = served_cells(cells, scenarios, targets)
+    for note in left_out:
+        progress(f"gatebench: {note}")
     pinning = choose_pinning(options.server_cpus, options.generator_cpus)
     # --url: the link's round trip measured and any --net-delay added before the run folder
     # exists (a refusal leaves nothing behind), removed when the run ends, however it ends.
@@ -73,6 +77,7 @@ def run_benchmark(
             manifest["targets"] = {name: targets[name].settings() for name in used_targets}
             if not pinning.applied:
                 manifest["warnings"].append(f"CPU pinning not applied: {pinning.note}")
+            manifest["warnings"] += left_out
             stall = stall_plan(options)
             manifest["options"]["stall"] = (
                 {"at_s": stall.at_s, "for_s": stall.for_s} if stall is not None else None
@@ -145,17 +150,29 @@ def execute(
         pinning, options.arrivals, stall_plan(options), options.latency_log, layout(options)
     )
     targets = run_targets(options)
-    runner = Runner(run_dir, manifest, records, scenarios, targets, settings, progress=progress)
     to_run = [r for r in records if r.status == schema.STATUS_PENDING]
+    needs = sorted({n for r in to_run if (n := scenarios[r.cell.scenario].needs)})
+    services = (
+        Services(run_dir, pinning.server_cpus, pinning.generator_cpus, progress) if needs else None
+    )
+    runner = Runner(
+        run_dir, manifest, records, scenarios, targets, settings, progress=progress,
+        services=services,
+    )  # fmt: skip
     interrupted = False
     started = time.monotonic()
     try:
         runner.save()
+        for service in needs:  # before the verify gate, which checks the routes that use them
+            assert services is not None
+            users = ", ".join(needing(scenarios, to_run, service))
+            progress(f"starting the {service} (for scenarios {users})")
+            services.ensure(service)
         pending = {r.cell.target for r in records if r.status == schema.STATUS_PENDING}
         chosen = [targets[name] for name in dict.fromkeys(r.cell.target for r in records)]
         chosen = [t for t in chosen if t.name in pending]
         if options.verify and chosen:
-            gate(chosen, run_dir, records, manifest, pinning, progress)
+            gate(chosen, run_dir, records, manifest, pinning, progress, services)
         verified = manifest.get("verify", {})
         runnable = [t for t in chosen if verified.get(t.name, {}).get("passed", True)]
         if options.calibrate and runnable and calibrate_again:
@@ -172,6 +189,10 @@ def execute(
         # Only the cell running when the signal came is "interrupted" (Runner.run_one marks
         # it); the cells that never started stay "pending", and --resume runs both.
         progress("gatebench: interrupted; saving the finished cells")
+    finally:
+        if services is not None:  # stopped (and removed) however the run ends
+            services.close()
+            manifest["services"] = services.to_dict()
     manifest["status"] = (
         "interrupted"
         if interrupted
@@ -224,6 +245,11 @@ def run_timing(ran: list[CellRecord], started: float | None) -> Timing:
         "overhead_s": round(overhead, 1),
         "overhead_pct": round(100 * overhead / measured, 1) if measured else 0.0,
     }
+
+
+def needing(scenarios: dict[str, Scenario], records: list[CellRecord], service: str) -> list[str]:
+    """The scenarios of these cells that need ``service``, in name order."""
+    return sorted({r.cell.scenario for r in records if scenarios[r.cell.scenario].needs == service})
 
 
 def layout(options: RunOptions) -> GeneratorLayout:
@@ -310,10 +336,15 @@ def gate(
     manifest: Manifest,
     pinning: Pinning,
     progress: Progress,
+    services: Services | None = None,
 ) -> None:
-    """The verify gate: a target that does not answer like the others is not measured."""
+    """The verify gate: a target that does not answer like the others is not measured. With
+    the real-I/O services running, their routes are checked too."""
     progress(f"verifying {len(chosen)} targets (same answers, /io?ms=50 takes 50 ms)")
-    results = verify_targets(chosen, run_dir / schema.RAW_DIR, pinning.server_cpus)
+    environment = services.environment if services is not None else None
+    results = verify_targets(
+        chosen, run_dir / schema.RAW_DIR, pinning.server_cpus, environment=environment
+    )
     manifest.setdefault("verify", {}).update({n: r.to_dict() for n, r in results.items()})
     for name, result in results.items():
         if result.passed:

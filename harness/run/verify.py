@@ -11,21 +11,29 @@ request; nothing in the probe list is random (the exponential ``/io`` wait is se
 Independently of the reference, each target must get the expected status for every
 request and a JSON content type, so two targets that are wrong the same way still fail.
 Requests use only the standard library: the orchestrator never imports locust.
+
+With the real-I/O services running (``environment``: the GATEBENCH_* variables of each
+target's server, see ``verify_targets``), every target that serves the real-I/O routes is
+started with them and also gets ``REAL_IO_REQUESTS`` of each service whose address it got,
+compared with the first such target (their own reference), and ``/db?ms=50`` must wait 50 ms
+±10% beyond ``/db?ms=0`` (``db_ms``). Without them nothing of this happens.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import statistics
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from harness.run.external import attach, is_external
+from harness.run.external import Server, attach, is_external
 from harness.run.servers import ServerError, serve, wait_stopped
+from targets import common
 from targets.registry import Target
 
 Request = tuple[str, str, bytes | None]  # method, path with query, body
@@ -91,6 +99,31 @@ def label(request: Request) -> str:
 
 EXPECTED_STATUS: dict[str, int] = {label(r): _REFUSED.get(label(r), 200) for r in REQUESTS}
 
+# The real-I/O routes' probes, by the variable that gives the address of the service they
+# need, each with the status it must get.
+REAL_IO_REQUESTS: dict[str, list[tuple[Request, int]]] = {
+    common.ENV_DATABASE_DSN: [
+        (("GET", "/db?ms=0", None), 200),
+        (("GET", "/db?ms=5", None), 200),
+        (("GET", "/db?ms=-1", None), 422),
+        (("GET", "/db?ms=abc", None), 422),
+        (("GET", "/db?ms=99999", None), 422),
+        (("GET", "/db/items?id=42", None), 200),
+        (("GET", "/db/items?id=10000", None), 200),
+        (("GET", "/db/items?id=0", None), 404),
+        (("GET", "/db/items?id=x", None), 422),
+        (("GET", "/db/items", None), 422),
+    ],
+    common.ENV_UPSTREAM_URL: [
+        (("GET", "/upstream?ms=0", None), 200),
+        (("GET", "/upstream?ms=5", None), 200),
+        (("GET", "/upstream?ms=-1", None), 422),
+        (("GET", "/upstream?ms=99999", None), 422),
+    ],
+}
+DB_PATH = "/db?ms=50"
+DB_BASELINE_PATH = "/db?ms=0"
+
 
 @dataclass
 class VerifyResult:
@@ -102,7 +135,9 @@ class VerifyResult:
     # own cost of a request that does not wait (connection set-up included)
     io_overhead_ms: float | None = None
     io_expected_ms: float = IO_EXPECTED_MS
-    checked: int = 0  # requests of REQUESTS answered
+    checked: int = 0  # requests answered (of REQUESTS, and of REAL_IO_REQUESTS when asked)
+    requests: int = len(REQUESTS)  # requests asked
+    db_ms: float | None = None  # median wall time of /db?ms=50 beyond that of /db?ms=0
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -138,6 +173,46 @@ def check_server(url: str) -> tuple[list[Answer], float, float]:
     answers = [(label(r), *_send(url, r)) for r in REQUESTS]
     waited, overhead = _median_ms(url, IO_PATH), _median_ms(url, IO_BASELINE_PATH)
     return answers, waited - overhead, overhead
+
+
+# The real-I/O services for the verify gate: the arguments of ``Target.environment``
+# (``database_dsn``, ``upstream_url``; empty or None: not there), or a function giving each
+# target's variables (``Services.environment``).
+Environment = Mapping[str, "str | None"] | Callable[[Target], Mapping[str, str]]
+
+
+def server_environment(target: Target, environment: Environment | None) -> dict[str, str]:
+    """The GATEBENCH_* variables ``target``'s server starts with (empty: none)."""
+    if environment is None:
+        return {}
+    if callable(environment):
+        return dict(environment(target))
+    return target.environment(
+        database_dsn=environment.get("database_dsn"), upstream_url=environment.get("upstream_url")
+    )
+
+
+def real_io_requests(target: Target, env: Mapping[str, str]) -> list[Request]:
+    """The real-I/O probes for ``target`` started with ``env``: none unless it serves the
+    routes, then those of each service whose address ``env`` gives."""
+    if not target.serves_real_io:
+        return []
+    return [r for key, pairs in REAL_IO_REQUESTS.items() if env.get(key) for r, _ in pairs]
+
+
+def real_io_expected(requests: list[Request]) -> dict[str, int]:
+    expected = {label(r): status for pairs in REAL_IO_REQUESTS.values() for r, status in pairs}
+    return {label(r): expected[label(r)] for r in requests}
+
+
+def check_real_io(url: str, requests: list[Request]) -> tuple[list[Answer], float | None]:
+    """Send the real-I/O probes, then (with the database) time /db?ms=50 and /db?ms=0 one at a
+    time: the answers and the wait /db?ms=50 adds (None without the database)."""
+    answers = [(label(r), *_send(url, r)) for r in requests]
+    waited = None
+    if any(path.startswith(DB_BASELINE_PATH) for _, path, _ in requests):
+        waited = _median_ms(url, DB_PATH) - _median_ms(url, DB_BASELINE_PATH)
+    return answers, waited
 
 
 def _median_ms(url: str, path: str) -> float:
@@ -189,50 +264,73 @@ def compare(answers: list[Answer], reference: list[Answer], reference_name: str)
     return problems
 
 
-def expectation_problems(answers: list[Answer]) -> list[str]:
+def expectation_problems(
+    answers: list[Answer], expected_status: Mapping[str, int] = EXPECTED_STATUS
+) -> list[str]:
     """Problems with answers on their own: wrong status, not JSON, missing requests."""
     problems = []
     seen = set()
     for name, status, content_type, _body in answers:
         seen.add(name)
-        expected = EXPECTED_STATUS.get(name)
+        expected = expected_status.get(name)
         if expected is not None and status != expected:
             problems.append(f"{name}: status {status}, expected {expected}")
         if content_type.split(";")[0].strip() != JSON_TYPE:
             problems.append(f"{name}: content-type {content_type!r}, expected {JSON_TYPE!r}")
-    problems += [f"{name}: not answered" for name in EXPECTED_STATUS if name not in seen]
+    problems += [f"{name}: not answered" for name in expected_status if name not in seen]
     return problems
 
 
-def io_problem(io_ms: float) -> str | None:
+def io_problem(io_ms: float, path: str = IO_PATH, baseline: str = IO_BASELINE_PATH) -> str | None:
     low, high = IO_EXPECTED_MS * (1 - IO_TOLERANCE), IO_EXPECTED_MS * (1 + IO_TOLERANCE)
     if low <= io_ms <= high:
         return None
     return (
-        f"{IO_PATH} waited {io_ms:.1f} ms (median, beyond {IO_BASELINE_PATH}), "
+        f"{path} waited {io_ms:.1f} ms (median, beyond {baseline}), "
         f"expected {IO_EXPECTED_MS:.0f} ms ±{IO_TOLERANCE:.0%}"
     )
 
 
+def _serve(
+    target: Target, log: Path, server_cpus: Sequence[int] | None, env: dict[str, str]
+) -> contextlib.AbstractContextManager[Server]:
+    if is_external(target):
+        return attach(target)
+    if env:  # only then: a server of the plain routes starts exactly as before
+        return serve(target, log, server_cpus, background_stop=True, env=env)
+    return serve(target, log, server_cpus, background_stop=True)
+
+
 def verify_targets(
-    targets: list[Target], log_dir: Path, server_cpus: Sequence[int] | None
+    targets: list[Target],
+    log_dir: Path,
+    server_cpus: Sequence[int] | None,
+    environment: Environment | None = None,
 ) -> dict[str, VerifyResult]:
-    """Start each target in turn, probe it, then judge all of them; keyed by target name."""
+    """Start each target in turn, probe it, then judge all of them; keyed by target name.
+
+    ``environment``: the real-I/O services, as the arguments of ``Target.environment``
+    (``{"database_dsn": ..., "upstream_url": ...}``, empty for a service not there) or a
+    function giving a target's variables (``Services.environment``); None: no real-I/O
+    checks, and servers start without their variables."""
     results: dict[str, VerifyResult] = {}
     answers: dict[str, list[Answer]] = {}
+    real_io: dict[str, list[Answer]] = {}
+    asked: dict[str, list[Request]] = {}  # the real-I/O probes of each target
     for target in targets:
         result = results[target.name] = VerifyResult(target.name, passed=False)
+        env = server_environment(target, environment)
+        extra = asked[target.name] = real_io_requests(target, env)
+        result.requests = len(REQUESTS) + len(extra)
         try:
             log = log_dir / f"verify__{target.name}.log"
-            with (
-                attach(target)
-                if is_external(target)
-                else serve(target, log, server_cpus, background_stop=True)
-            ) as server:
+            with _serve(target, log, server_cpus, env) as server:
                 wait_stopped()  # the previous target is gone before this one is timed
                 try:
                     answered, result.io_ms, result.io_overhead_ms = check_server(server.url)
                     answers[target.name] = answered
+                    if extra:
+                        real_io[target.name], result.db_ms = check_real_io(server.url, extra)
                 except CheckError as exc:
                     where = f"; see its log {server.log_path}" if server.log_path else ""
                     result.problems.append(f"{exc}{where}")
@@ -240,6 +338,7 @@ def verify_targets(
             result.problems.append(str(exc))
     wait_stopped()
     reference = next(iter(answers), None)
+    real_io_reference = next(iter(real_io), None)  # the first target with real-I/O answers
     for name, result in results.items():
         got = answers.get(name)
         if got is not None:
@@ -247,7 +346,17 @@ def verify_targets(
             if name != reference and reference is not None:
                 result.problems += compare(got, answers[reference], reference)
             result.problems += expectation_problems(got)
+        got_real = real_io.get(name)
+        if got_real is not None:
+            result.checked += len(got_real)
+            if name != real_io_reference and real_io_reference is not None:
+                result.problems += compare(got_real, real_io[real_io_reference], real_io_reference)
+            result.problems += expectation_problems(got_real, real_io_expected(asked[name]))
         if result.io_ms is not None and (problem := io_problem(result.io_ms)):
+            result.problems.append(problem)
+        if result.db_ms is not None and (
+            problem := io_problem(result.db_ms, DB_PATH, DB_BASELINE_PATH)
+        ):
             result.problems.append(problem)
         result.passed = not result.problems
     return results
@@ -267,8 +376,9 @@ def format_results(results: dict[str, VerifyResult]) -> str:
         )
         lines.append(
             f"{verdict}  {name:<{width}}  {IO_PATH} {io} "
-            f"(expected {result.io_expected_ms:.0f})  {result.checked}/{len(REQUESTS)} requests"
+            f"(expected {result.io_expected_ms:.0f})  {result.checked}/{result.requests} requests"
             f"{overhead}"
+            + ("" if result.db_ms is None else f"  {DB_PATH} waits {result.db_ms:.1f} ms")
         )
         for problem in result.problems:
             first, *rest = problem.splitlines() or [""]
