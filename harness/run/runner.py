@@ -209,7 +209,7 @@ class Runner:
         hold connections); a server that dies is started again."""
         log = self.server_log(scenario, target, trial)
         batches = [[r] for r in group] if scenario.holds_connections else [list(group)]
-        restarts = 0
+        restarts = deaths = 0  # the server's, the service's
         needs = scenario.needs
         for index, pending in enumerate(batches):
             later = [r for batch in batches[index + 1 :] for r in batch]
@@ -235,7 +235,14 @@ class Runner:
                     self.give_up(pending + later, queue, str(exc))
                     return
                 if pending and needs is not None and not self.service_alive(needs):
-                    continue  # the service died: it and a fresh server (its new address)
+                    # The service died: it and a fresh server (its new address), a few times.
+                    deaths += 1
+                    if deaths <= MAX_RESTARTS:
+                        continue
+                    where = self.services.log_path(needs) if self.services else "its log"
+                    reason = f"the {needs} died {deaths} times; see {where}"
+                    self.give_up(pending + later, queue, reason)
+                    return
                 if pending:
                     restarts += 1
                     if restarts > MAX_RESTARTS:
