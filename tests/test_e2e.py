@@ -67,6 +67,7 @@ def test_smoke_profile_writes_a_complete_results_folder(smoke_run: SharedRun) ->
     assert len(charts) >= 2 and all(c.stat().st_size > 5000 for c in charts)
     report = (run_dir / "report.md").read_text()
     assert "fastapi-uvicorn" in report and "charts/" in report
+    assert "**Load generator:** one locust process" in report
     for cell in manifest["cells"]:
         raw = run_dir / "raw" / cell["cell_id"]
         assert (raw / "latency.json").is_file() and (raw / "locust_stats.csv").is_file()

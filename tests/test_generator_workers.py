@@ -86,3 +86,5 @@ def test_a_worker_from_another_host_joins_each_sweep(tmp_path: Path) -> None:
     assert "sweep 2 done" in output and "no master at" in output
     for row in summary_rows(tmp_path / "run"):
         assert row["status"] == "ok" and row["generators"] == "1" and float(row["rps"]) > 0
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "**Load generators:** 1 locust worker (1 joined from other hosts)" in report

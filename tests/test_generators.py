@@ -246,6 +246,8 @@ def test_merged_percentiles_equal_every_logged_request(
     assert row["locust_rps"]  # locust's own (rounded) figures stay beside them
     manifest = json.loads((two_generator_run / "manifest.json").read_text())
     assert manifest["generators"]["local"] == 2
+    report = (two_generator_run / "report.md").read_text()
+    assert "**Load generators:** 2 locust workers (2 on this machine" in report
 
 
 @pytest.mark.e2e

@@ -184,14 +184,16 @@ def measurement_section(results: Results) -> list[str]:
 def _generators_line(results: Results) -> str:
     """Which locust processes made the requests (harness.run.generators)."""
     layout = results.manifest.get("generators") or {}
-    local, external = int(layout.get("local") or 1), int(layout.get("external") or 0)
+    local = int(layout["local"]) if layout.get("local") is not None else 1  # 0: all external
+    external = int(layout.get("external") or 0)
     if local <= 1 and not external:
         return "- **Load generator:** one locust process, on the generator CPUs."
     where = [f"{local} on this machine, pinned to the generator CPUs round-robin"] if local else []
     if external:
         where.append(f"{external} joined from other hosts")
     return (
-        f"- **Load generators:** {local + external} locust workers ({'; '.join(where)}) under "
+        f"- **Load generators:** {local + external} locust "
+        f"worker{'s' if local + external != 1 else ''} ({'; '.join(where)}) under "
         "one locust master. Each worker records its share of every cell in exact HDR "
         "histograms; the master adds them up, never averages them, so every percentile is "
         "that of all requests. Each worker measures its own CPU over its window: a cell is "

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.run.plan import RunOptions, apply_overrides
-from harness.run.servers import RunningServer, ServerError
+from harness.run.servers import RunningServer, ServerError, accepts
 from harness.units import UsageError
 from targets.registry import TARGETS, Target
 
@@ -146,11 +146,7 @@ class AttachedServer:
 
     def alive(self) -> bool:
         """Whether it still accepts connections (a TCP connect, no request)."""
-        try:
-            with socket.create_connection((self.host, self.port), timeout=PROBE_TIMEOUT_S):
-                return True
-        except OSError:
-            return False
+        return accepts(self.host, self.port, PROBE_TIMEOUT_S)
 
     def stop(self, background: bool = False) -> None:
         """Nothing to stop: gatebench did not start it."""

@@ -33,7 +33,7 @@ from harness import schema
 from harness.loadgen import EXTENSION_FILE
 from harness.loadgen.stages import PLAN_FILE, Stage, read_ready, write_plan
 from harness.run.cpus import Pinning
-from harness.run.servers import free_port, pinned, start_process, stop_process
+from harness.run.servers import accepts, free_port, pinned, start_process, stop_process
 from harness.run.stall import StallPlan
 from harness.schema import Cell
 from harness.units import UsageError
@@ -155,7 +155,6 @@ class Generator:
             return
         layout = self.layout
         port = layout.port if layout.external else free_port(LOCAL_HOST)
-        self.port = port
         self.argv += [
             "--master",
             "--master-bind-host", layout.bind if layout.external else LOCAL_HOST,
@@ -227,14 +226,6 @@ def _reachable_name(bind: str) -> str:
     return socket.gethostname() if bind in ("0.0.0.0", "::", "*") else bind
 
 
-def master_listening(host: str, port: int, timeout_s: float = 1.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
-
-
 def run_worker(
     host: str, port: int, cpus: Sequence[int] | None, idle_s: float, progress: Progress
 ) -> int:
@@ -248,7 +239,7 @@ def run_worker(
     progress(f"gatebench worker: waiting for a locust master at {host}:{port}")
     while True:
         deadline = time.monotonic() + idle_s
-        while not master_listening(host, port):
+        while not accepts(host, port):
             if time.monotonic() > deadline:
                 progress(
                     f"gatebench worker: no master at {host}:{port} for {idle_s:.0f} s; "
@@ -267,5 +258,5 @@ def run_worker(
         # The finished master may still be listening for a moment: wait until it is gone, so
         # the next worker joins the next master (bounded: a quick successor is fine too).
         gone_by = time.monotonic() + MASTER_EXIT_S
-        while master_listening(host, port) and time.monotonic() < gone_by:
+        while accepts(host, port) and time.monotonic() < gone_by:
             time.sleep(0.1)

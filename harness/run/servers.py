@@ -63,6 +63,15 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 
 
+def accepts(host: str, port: int, timeout_s: float = 1.0) -> bool:
+    """Whether something accepts TCP connections at host:port (a connect, no request)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
 def pinned(cpus: Sequence[int] | None) -> Callable[[], None]:
     """A preexec function: pin the child (and all it forks) to ``cpus``, let it open as many
     files as the system allows (thousands of held connections need a descriptor each), and
