@@ -7,7 +7,7 @@ PROFILE     ?= default
 RUN         ?= results/latest
 THRESHOLD   ?= 5
 
-.PHONY: install bench test test-fast lint report compare browser postgres clean
+.PHONY: install bench test test-fast lint report compare browser postgres h2load clean
 
 install: $(STAMP)
 
@@ -23,7 +23,7 @@ bench: $(STAMP) postgres
 # every CPU (end-to-end fault tests among them); then the `solo` tests alone, one at a time:
 # they pin servers and locust to CPUs and assert throughput or timing, so nothing may run
 # beside them. Together: every test `pytest` collects.
-test: lint browser postgres
+test: lint browser postgres h2load
 	$(PY) -m pytest -m "not solo" -n auto --dist loadfile
 	$(PY) -m pytest -m solo
 
@@ -39,6 +39,16 @@ postgres:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	  else \
 	    echo "note: the db scenarios need PostgreSQL (sudo apt-get install postgresql); without it their cells are skipped" >&2; \
+	  fi; }
+
+# `python -m harness crosscheck` (and its test) replays HTTP/2 cells with h2load, from Debian's
+# nghttp2-client package.
+h2load:
+	@command -v h2load >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client >/dev/null; \
+	  else \
+	    echo "note: python -m harness crosscheck needs h2load (sudo apt-get install nghttp2-client); without it its test fails" >&2; \
 	  fi; }
 
 # The HTML report test opens report.html in a real headless Chromium (Debian's package).

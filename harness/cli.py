@@ -1,8 +1,9 @@
-"""The command line: ``python -m harness list|run|serve|report``.
+"""The command line: ``python -m harness list|run|serve|report|crosscheck|...``.
 
 Each option is defined once, in ``build_parser``. Bad input is a ``UsageError``: one
 line on stderr, exit status 2, no traceback. Exit status of ``run``: 0 every cell ran,
-1 some cells failed (the folder is still complete), 130 interrupted.
+1 some cells failed (the folder is still complete), 130 interrupted. Of ``crosscheck``: 0 every
+cell replayed under h2load, 1 some got an error row, 2 bad usage.
 """
 
 from __future__ import annotations
@@ -160,6 +161,18 @@ def build_parser() -> ArgumentParser:
     report = commands.add_parser("report", help="rebuild summary, charts and report of a run")
     report.add_argument("run_dir", help="a results folder, e.g. results/latest")
 
+    crosscheck = commands.add_parser(
+        "crosscheck",
+        help="replay a run's HTTP/2 cells with h2load: the load generator's own cost beside it",
+    )
+    crosscheck.add_argument("run_dir", help="a results folder with HTTP/2 cells")
+    crosscheck.add_argument(
+        "--cells", help="comma-separated cell ids (default: every ok HTTP/2 cell of the run)"
+    )
+    crosscheck.add_argument(
+        "--duration", help="measured seconds per cell: 10, 10s, 2m (default: the cell's own)"
+    )
+
     runs = commands.add_parser(
         "runs", help="list every run, newest first, and write an index.html beside them"
     )
@@ -184,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             "compare": cmd_compare,
             "report": cmd_report,
             "runs": cmd_runs,
+            "crosscheck": cmd_crosscheck,
             "worker": cmd_worker,
         }
         return command[args.command](args)
@@ -439,6 +453,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         wait_ready,
         wait_settled,
     )
+    from harness.run.tls import make_certificate
 
     if args.target not in TARGETS:
         raise UsageError(f"unknown target {args.target!r}; choose from {', '.join(TARGETS)}")
@@ -450,15 +465,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.host != HOST:
         print(f"gatebench: warning: binding {args.host}, not loopback only", file=sys.stderr)
     port = args.port or free_port(args.host)
-    url = f"http://{args.host}:{port}"
+    # A TLS row (h2 by ALPN) gets a fresh certificate; clients trust its CA file.
+    certificate = make_certificate(log.parent / f"serve-{target.name}-tls") if target.tls else None
+    url = f"{'https' if certificate else 'http'}://{args.host}:{port}"
     cpus = _serve_cpus(args.cpus)
     _catch_interrupts()  # before the server starts: a SIGTERM now must still stop it
     try:
-        proc = start_process(target.command(args.host, port), log, cpus)
+        files = certificate.files if certificate else None
+        proc = start_process(target.command(args.host, port, files), log, cpus)
         deadline = time.monotonic() + READY_TIMEOUT_S
-        wait_ready(url, proc, log, target.name)
+        ca_file = certificate.ca_file if certificate else None
+        wait_ready(url, proc, log, target.name, http=target.http, ca_file=ca_file)
         wait_settled(proc, target, log, deadline)  # every worker up, as for a run
-        print(f"{target.name} ready at {url}  (log: {log}; Ctrl-C to stop)", flush=True)
+        speaks = f"HTTP/{target.http}" + (f", TLS: trust {ca_file}" if ca_file else "")
+        print(f"{target.name} ready at {url} ({speaks}; log: {log}; Ctrl-C to stop)", flush=True)
         proc.wait()
         print(f"{target.name} exited with status {proc.returncode}; see {log}", file=sys.stderr)
         return 1
@@ -575,6 +595,29 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print(f"no runs yet in {shown_path(results_dir)}")
     print(f"index: {shown_path(index)}")
     return EXIT_OK
+
+
+def cmd_crosscheck(args: argparse.Namespace) -> int:
+    from harness.report.crosscheck import format_table
+    from harness.run.crosscheck import run_crosscheck
+
+    cells = [c.strip() for c in args.cells.split(",") if c.strip()] if args.cells else None
+    if args.cells is not None and not cells:
+        raise UsageError(
+            f"--cells {args.cells!r}: expected cell ids, e.g. h2__fastapi-granian-h2c__u10__t1"
+        )
+    duration = None
+    if args.duration is not None:
+        try:
+            duration = parse_duration(args.duration)
+        except ValueError as exc:
+            raise UsageError(f"--duration: {exc}") from None
+    _catch_interrupts()
+    rows, path = run_crosscheck(Path(args.run_dir), cells, duration, _progress)
+    print(format_table(rows))
+    print(f"crosscheck: {path}")
+    build_outputs(Path(args.run_dir))  # the report shows the replay beside the cells
+    return EXIT_FAILED_CELLS if any(row.get("error") for row in rows) else EXIT_OK
 
 
 def _progress(message: str) -> None:

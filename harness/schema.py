@@ -7,7 +7,7 @@ folder. The runner writes them, the analysis modules read them; neither invents 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 # History of SCHEMA_VERSION (manifest.json "schema_version"):
 #   1 - first results layout: manifest.json, summary.csv, raw/<cell_id>/, charts/, report.md
@@ -29,7 +29,10 @@ from typing import Any, TypedDict
 #       summary columns database_cpu_pct, database_rss_mb, upstream_cpu_pct, pool_total
 #       appended; resources.csv gains the roles "database" and "upstream" (process trees, like
 #       "server"); manifest scenarios[].settings "needs", targets[] "pool"
-SCHEMA_VERSION = 6
+#   7 - the protocol layer: summary columns tls, connection, streams, client appended;
+#       protocol "h2"; manifest "tls" (the run's certificate), calibration "h2" (the HTTP/2
+#       user's own ceiling), targets[] "http" and "tls"; go.json "link"
+SCHEMA_VERSION = 7
 
 # Never rename or reorder these; add new columns at the end.
 SUMMARY_COLUMNS: tuple[str, ...] = (
@@ -123,10 +126,17 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "database_rss_mb",  # its RSS, peak in the window
     "upstream_cpu_pct",  # the upstream HTTP service's CPU over the window (% of a core)
     "pool_total",  # connections the target's pools hold at most: workers x pool per process
+    # the protocol layer (harness.loadgen.link, harness.loadgen.h2): protocol is "h2" for
+    # requests that went over HTTP/2
+    "tls",  # the cell's server spoke TLS (its target's row, or the scenario's settings "tls")
+    "connection",  # the scenario's connection policy: keep-alive, close or "every N"
+    "streams",  # HTTP/2 user cells: requests each user keeps in flight (users x streams in all)
+    "client",  # the generator's HTTP client: "fasthttp" (locust's FastHttpUser) or "httpx"
 )
 
 MANIFEST_FILE = "manifest.json"
 SUMMARY_FILE = "summary.csv"
+CROSSCHECK_FILE = "crosscheck.csv"  # python -m harness crosscheck: h2load beside gatebench
 RAW_DIR = "raw"
 CHARTS_DIR = "charts"
 REPORT_MD = "report.md"
@@ -220,6 +230,11 @@ class Calibration(TypedDict):
     generator_cpu_pct: float | None
     server_cpu_pct: float | None
     note: str
+    # the HTTP/2 user's calibration (harness.loadgen.h2): its streams per user, the HTTP
+    # version it spoke; the run's "h2" entry holds it when the run has HTTP/2 scenarios
+    streams: NotRequired[int]
+    http: NotRequired[str]
+    h2: NotRequired[Calibration]
 
 
 class Timing(TypedDict):
@@ -257,6 +272,7 @@ class Manifest(TypedDict, total=False):
     generators: dict[str, Any]  # the load generator's processes (GeneratorLayout.to_dict)
     network: dict[str, Any] | None  # --url: round trip to the target, added delay (run.network)
     services: dict[str, Any]  # database / upstream started for real-I/O scenarios (run.services)
+    tls: dict[str, Any]  # the run's TLS certificate (harness.run.tls): its files, the CA
     scenarios: dict[str, dict[str, Any]]
     targets: dict[str, dict[str, Any]]
     verify: dict[str, dict[str, Any]]

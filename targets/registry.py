@@ -5,6 +5,12 @@ worker model. Each row declares how it holds concurrent requests (``concurrency`
 which its capacity (``slots``) follows for the Little's-law bound. Adding a target is
 adding a row to ``TARGETS``; adding a server is adding a command builder to
 ``SERVER_COMMANDS``. The runner never changes.
+
+A row also says how clients reach it: its HTTP version (``http``: "1.1", or "2" for a server
+that speaks HTTP/2, h2c with prior knowledge over plain TCP) and whether it always serves TLS
+(``tls``: HTTP/2 over TLS is negotiated by ALPN inside the handshake, so an h2-over-TLS row
+cannot be reached in plain text). Every server builder also takes the run's certificate
+(``TlsFiles``) to serve any row over TLS when a scenario asks for it.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from targets import common
 
@@ -23,6 +30,8 @@ from targets import common
 #   greenlets    any number per process (gevent, monkey-patched sleep)  slots = unbounded
 #   blocked-loop an event loop whose handlers block it: one at a time   slots = workers
 CONCURRENCY = ("process", "threads", "event-loop", "greenlets", "blocked-loop")
+# The HTTP versions a row can speak (the same values as harness.loadgen.link.HTTP_VERSIONS).
+HTTP_VERSIONS = ("1.1", "2")
 
 # Threads that FastAPI/Starlette give plain `def` endpoints (anyio's default limiter).
 ANYIO_THREADS = 40
@@ -48,10 +57,21 @@ class Target:
     pool: int | None = None
     # The ASGI app's upstream client (common.HTTP_CLIENTS; None: the app's default, aiohttp).
     http_client: str | None = None
+    # The HTTP version clients speak to it (HTTP_VERSIONS): "2" is h2c with prior knowledge
+    # over plain TCP, h2 by ALPN over TLS.
+    http: str = "1.1"
+    # Always served over TLS (with the run's certificate), whatever the scenario asks.
+    tls: bool = False
 
     def __post_init__(self) -> None:
         if self.concurrency not in CONCURRENCY:
             raise ValueError(f"target {self.name}: concurrency {self.concurrency!r} unknown")
+        if self.http not in HTTP_VERSIONS:
+            raise ValueError(
+                f"target {self.name}: http {self.http!r} unknown; one of {', '.join(HTTP_VERSIONS)}"
+            )
+        if not isinstance(self.tls, bool):
+            raise ValueError(f"target {self.name}: tls must be True or False, got {self.tls!r}")
         if self.pool is not None and self.pool < 1:
             raise ValueError(f"target {self.name}: pool must be at least 1")
 
@@ -78,9 +98,10 @@ class Target:
     def threads_configurable(self) -> bool:
         return (self.server, self.worker_class) in (("gunicorn", "gthread"), ("granian", "wsgi"))
 
-    def command(self, host: str, port: int) -> list[str]:
-        """The server's argv, bound to host:port. Never a shell string."""
-        return SERVER_COMMANDS[self.server](self, host, port)
+    def command(self, host: str, port: int, tls: TlsFiles | None = None) -> list[str]:
+        """The server's argv, bound to host:port, serving TLS with ``tls`` when given. Never a
+        shell string."""
+        return SERVER_COMMANDS[self.server](self, host, port, tls)
 
     def with_settings(
         self, workers: int | None = None, threads: int | None = None, pool: int | None = None
@@ -146,8 +167,18 @@ class Target:
             "slots": self.slots,
             "pool": self.pool,
             "http_client": self.http_client,
+            "http": self.http,
+            "tls": self.tls,
             "description": self.description,
         }
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """The PEM files a server serves TLS with: its certificate chain and its private key."""
+
+    certfile: Path
+    keyfile: Path
 
 
 GUNICORN_WORKER_CLASSES = {
@@ -158,7 +189,7 @@ GUNICORN_WORKER_CLASSES = {
 }
 
 
-def _gunicorn(target: Target, host: str, port: int) -> list[str]:
+def _gunicorn(target: Target, host: str, port: int, tls: TlsFiles | None) -> list[str]:
     argv = [
         sys.executable, "-m", "gunicorn",
         "--bind", f"{host}:{port}",
@@ -173,11 +204,13 @@ def _gunicorn(target: Target, host: str, port: int) -> list[str]:
         argv += ["--threads", str(target.threads)]
     if target.worker_class == "gevent":
         argv += ["--worker-connections", "10000"]
+    if tls is not None:
+        argv += ["--certfile", str(tls.certfile), "--keyfile", str(tls.keyfile)]
     return [*argv, target.app]
 
 
-def _uvicorn(target: Target, host: str, port: int) -> list[str]:
-    return [
+def _uvicorn(target: Target, host: str, port: int, tls: TlsFiles | None) -> list[str]:
+    argv = [
         sys.executable, "-m", "uvicorn",
         "--host", host,
         "--port", str(port),
@@ -185,21 +218,32 @@ def _uvicorn(target: Target, host: str, port: int) -> list[str]:
         "--backlog", "4096",
         "--no-access-log",
         "--log-level", "warning",
-        target.app,
     ]  # fmt: skip
+    if tls is not None:
+        argv += ["--ssl-certfile", str(tls.certfile), "--ssl-keyfile", str(tls.keyfile)]
+    return [*argv, target.app]
 
 
-def _daphne(target: Target, host: str, port: int) -> list[str]:
-    return [
-        sys.executable, "-m", "daphne",
-        "--bind", host,
-        "--port", str(port),
-        "--verbosity", "0",
-        target.app,
-    ]  # fmt: skip
+def _twisted_quoted(text: str) -> str:
+    """``text`` as a value of a Twisted endpoint string, where ``:`` and ``=`` separate."""
+    return text.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
 
 
-def _granian(target: Target, host: str, port: int) -> list[str]:
+def _daphne(target: Target, host: str, port: int, tls: TlsFiles | None) -> list[str]:
+    argv = [sys.executable, "-m", "daphne"]
+    if tls is None:
+        argv += ["--bind", host, "--port", str(port)]
+    else:  # daphne has no TLS options: a Twisted endpoint string (needs pyOpenSSL)
+        endpoint = (
+            f"ssl:port={port}:interface={_twisted_quoted(host)}"
+            f":privateKey={_twisted_quoted(str(tls.keyfile))}"
+            f":certKey={_twisted_quoted(str(tls.certfile))}"
+        )
+        argv += ["--endpoint", endpoint]
+    return [*argv, "--verbosity", "0", target.app]
+
+
+def _granian(target: Target, host: str, port: int, tls: TlsFiles | None) -> list[str]:
     argv = [
         sys.executable, "-m", "granian",
         "--host", host,
@@ -212,14 +256,34 @@ def _granian(target: Target, host: str, port: int) -> list[str]:
     ]  # fmt: skip
     if target.interface == "wsgi":
         argv += ["--blocking-threads", str(target.threads)]
+    if target.http == "2":  # granian's "auto" would serve HTTP/1.1 to h2c clients
+        argv += ["--http", "2"]
+    if tls is not None:
+        argv += ["--ssl-certificate", str(tls.certfile), "--ssl-keyfile", str(tls.keyfile)]
     return [*argv, target.app]
 
 
-SERVER_COMMANDS: dict[str, Callable[[Target, str, int], list[str]]] = {
+def _hypercorn(target: Target, host: str, port: int, tls: TlsFiles | None) -> list[str]:
+    # Hypercorn serves HTTP/1.1 and h2c (prior knowledge) on the same port, and offers h2 and
+    # http/1.1 by ALPN over TLS: one command for every HTTP version. No access log by default.
+    argv = [
+        sys.executable, "-m", "hypercorn",
+        "--bind", f"{host}:{port}",
+        "--workers", str(target.workers),
+        "--backlog", "4096",
+        "--log-level", "warning",
+    ]  # fmt: skip
+    if tls is not None:
+        argv += ["--certfile", str(tls.certfile), "--keyfile", str(tls.keyfile)]
+    return [*argv, target.app]
+
+
+SERVER_COMMANDS: dict[str, Callable[[Target, str, int, TlsFiles | None], list[str]]] = {
     "gunicorn": _gunicorn,
     "uvicorn": _uvicorn,
     "daphne": _daphne,
     "granian": _granian,
+    "hypercorn": _hypercorn,
 }
 
 FLASK_APP = "targets.flask_app:app"
@@ -349,6 +413,56 @@ _ROWS = (
         description="FastAPI on granian (ASGI), 1 worker",
         pool=COOPERATIVE_POOL,
     ),
+    # HTTP/2 and TLS (the protocol profile, PROTOCOL_TARGETS): the same app and worker model,
+    # only the server and the way clients reach it differ.
+    Target(
+        name="fastapi-hypercorn",
+        app=FASTAPI_APP, framework="fastapi", interface="asgi",
+        server="hypercorn", worker_class="asyncio", workers=1, threads=1,
+        concurrency="event-loop",
+        description="FastAPI on hypercorn, 1 worker, HTTP/1.1 in plain text",
+        pool=COOPERATIVE_POOL,
+    ),
+    Target(
+        name="fastapi-hypercorn-tls",
+        app=FASTAPI_APP, framework="fastapi", interface="asgi",
+        server="hypercorn", worker_class="asyncio", workers=1, threads=1,
+        concurrency="event-loop",
+        description="FastAPI on hypercorn, 1 worker, HTTP/1.1 over TLS",
+        pool=COOPERATIVE_POOL, tls=True,
+    ),
+    Target(
+        name="fastapi-hypercorn-h2c",
+        app=FASTAPI_APP, framework="fastapi", interface="asgi",
+        server="hypercorn", worker_class="asyncio", workers=1, threads=1,
+        concurrency="event-loop",
+        description="FastAPI on hypercorn, 1 worker, HTTP/2 in plain text "
+                    "(h2c, prior knowledge)",
+        pool=COOPERATIVE_POOL, http="2",
+    ),
+    Target(
+        name="fastapi-hypercorn-h2",
+        app=FASTAPI_APP, framework="fastapi", interface="asgi",
+        server="hypercorn", worker_class="asyncio", workers=1, threads=1,
+        concurrency="event-loop",
+        description="FastAPI on hypercorn, 1 worker, HTTP/2 over TLS (h2 by ALPN)",
+        pool=COOPERATIVE_POOL, http="2", tls=True,
+    ),
+    Target(
+        name="fastapi-granian-h2c",
+        app=FASTAPI_APP, framework="fastapi", interface="asgi",
+        server="granian", worker_class="asgi", workers=1, threads=1, concurrency="event-loop",
+        description="FastAPI on granian (ASGI), 1 worker, HTTP/2 only in plain text "
+                    "(h2c, prior knowledge)",
+        pool=COOPERATIVE_POOL, http="2",
+    ),
+    Target(
+        name="fastapi-granian-h2",
+        app=FASTAPI_APP, framework="fastapi", interface="asgi",
+        server="granian", worker_class="asgi", workers=1, threads=1, concurrency="event-loop",
+        description="FastAPI on granian (ASGI), 1 worker, HTTP/2 only over TLS (h2 by ALPN)",
+        pool=COOPERATIVE_POOL, http="2", tls=True,
+    ),
     Target(
         name="starlette-uvicorn",
         app="targets.starlette_app:app", framework="starlette", interface="asgi",
@@ -384,3 +498,17 @@ _ROWS = (
 
 TARGETS: dict[str, Target] = {row.name: row for row in _ROWS}
 MAIN_TARGETS = ("flask-gunicorn-sync", "flask-gunicorn-gthread", "fastapi-uvicorn")
+# The protocol profile's targets: hypercorn in all four ways (HTTP/1.1 and 2, with and without
+# TLS: each pair differs in one), granian over HTTP/1.1, h2c and h2, and the usual HTTP/1.1
+# servers (served over TLS when a scenario asks for it).
+PROTOCOL_TARGETS = (
+    "fastapi-hypercorn",
+    "fastapi-hypercorn-tls",
+    "fastapi-hypercorn-h2c",
+    "fastapi-hypercorn-h2",
+    "fastapi-granian",
+    "fastapi-granian-h2c",
+    "fastapi-granian-h2",
+    "fastapi-uvicorn",
+    "flask-gunicorn-gthread",
+)

@@ -250,7 +250,7 @@ def test_a_target_that_will_not_start_fails_its_cells_and_the_others_run(
     monkeypatch.setitem(
         targets.registry.SERVER_COMMANDS,
         "never-ready",
-        lambda t, host, port: [sys.executable, "-c", "import time; time.sleep(120)", marker],
+        lambda t, host, port, tls: [sys.executable, "-c", "import time; time.sleep(120)", marker],
     )
     monkeypatch.setattr(harness_servers, "READY_TIMEOUT_S", 3.0)
     broken = {

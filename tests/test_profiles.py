@@ -83,10 +83,18 @@ def test_default_and_full_cover_main_targets(name: str) -> None:
     assert {"flask-gunicorn-sync", "flask-gunicorn-gthread", "fastapi-uvicorn"} <= covered
 
 
-def test_default_runs_every_scenario(shipped: dict[str, Scenario]) -> None:
+def test_default_runs_every_scenario_but_those_for_http2_targets(
+    shipped: dict[str, Scenario],
+) -> None:
     default = PROFILES["default"]
     cells = build_plan(RunOptions(profile="default"), default, shipped, list(TARGETS))
-    assert {c.scenario for c in cells} == set(shipped)
+    assert default.skip_scenarios == ("h2",)
+    assert {c.scenario for c in cells} == set(shipped) - {"h2"}
+    # the protocol profile runs it, on targets that speak HTTP/2
+    protocol = PROFILES["protocol"]
+    cells = build_plan(RunOptions(profile="protocol"), protocol, shipped, list(TARGETS))
+    assert "h2" in {c.scenario for c in cells}
+    assert {TARGETS[c.target].http for c in cells if c.scenario == "h2"} == {"1.1", "2"}
 
 
 def test_full_has_several_trials() -> None:

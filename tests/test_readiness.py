@@ -40,6 +40,9 @@ def test_every_server_has_a_process_layout() -> None:
         ("django-daphne", None, 1),
         ("flask-granian", None, 2),  # granian always runs a worker under its master
         ("fastapi-granian", 2, 3),
+        ("fastapi-hypercorn", None, 2),  # hypercorn spawns even one worker under its master
+        ("fastapi-hypercorn-h2", 3, 4),
+        ("fastapi-granian-h2c", None, 2),
     ],
 )
 def test_processes_per_target(name: str, workers: int | None, processes: int) -> None:
@@ -70,7 +73,7 @@ APP_LIBRARY = {"flask": "markupsafe", "fastapi": "pydantic_core"}
 
 @pytest.mark.e2e
 @pytest.mark.parametrize(
-    "name", ["flask-gunicorn-sync", "fastapi-uvicorn-workers", "flask-granian"]
+    "name", ["flask-gunicorn-sync", "fastapi-uvicorn-workers", "flask-granian", "fastapi-hypercorn"]
 )
 def test_serve_yields_once_every_worker_has_loaded_the_app(tmp_path: Path, name: str) -> None:
     target = TARGETS[name]
@@ -131,7 +134,14 @@ def test_a_server_that_does_not_come_fully_up_fails_naming_its_log(
     monkeypatch.setitem(
         targets.registry.SERVER_COMMANDS,
         "fake",
-        lambda t, host, port: [sys.executable, "-c", FAKE_SERVER, str(port), str(children), grow],
+        lambda t, host, port, tls: [
+            sys.executable,
+            "-c",
+            FAKE_SERVER,
+            str(port),
+            str(children),
+            grow,
+        ],
     )
     monkeypatch.setitem(SERVER_LAYOUTS, "fake", "master")
     monkeypatch.setattr(servers, "READY_TIMEOUT_S", 2.5)

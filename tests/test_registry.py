@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import sys
+from dataclasses import replace
+from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 import targets.registry
-from targets.registry import SERVER_COMMANDS, TARGETS, Target
+from targets.registry import (
+    FASTAPI_APP,
+    PROTOCOL_TARGETS,
+    SERVER_COMMANDS,
+    TARGETS,
+    Target,
+    TlsFiles,
+)
 
 
 def option(argv: list[str], flag: str) -> str:
@@ -157,3 +167,109 @@ def test_target_names_do_not_depend_on_the_cpu_count(monkeypatch: pytest.MonkeyP
     workers = {cpus: table["fastapi-uvicorn-workers"].workers for cpus, table in tables.items()}
     assert workers == {1: 2, 2: 2, 8: 4, 64: 32}
     assert tables[64]["fastapi-uvicorn-workers"].settings()["workers"] == 32
+
+
+# --- HTTP versions and TLS ------------------------------------------------------------------
+
+TLS = TlsFiles(certfile=Path("/run/tls/server.pem"), keyfile=Path("/run/tls/server.key"))
+# Each server's TLS options: (certificate flag, key flag).
+TLS_OPTIONS = {
+    "gunicorn": ("--certfile", "--keyfile"),
+    "uvicorn": ("--ssl-certfile", "--ssl-keyfile"),
+    "granian": ("--ssl-certificate", "--ssl-keyfile"),
+    "hypercorn": ("--certfile", "--keyfile"),
+}
+TLS_FLAGS = {flag for pair in TLS_OPTIONS.values() for flag in pair} | {"--endpoint"}
+
+
+def test_protocol_rows() -> None:
+    rows = {
+        name: (TARGETS[name].server, TARGETS[name].http, TARGETS[name].tls)
+        for name in PROTOCOL_TARGETS
+    }
+    assert rows == {
+        "fastapi-hypercorn": ("hypercorn", "1.1", False),
+        "fastapi-hypercorn-tls": ("hypercorn", "1.1", True),
+        "fastapi-hypercorn-h2c": ("hypercorn", "2", False),
+        "fastapi-hypercorn-h2": ("hypercorn", "2", True),
+        "fastapi-granian": ("granian", "1.1", False),
+        "fastapi-granian-h2c": ("granian", "2", False),
+        "fastapi-granian-h2": ("granian", "2", True),
+        "fastapi-uvicorn": ("uvicorn", "1.1", False),
+        "flask-gunicorn-gthread": ("gunicorn", "1.1", False),
+    }
+    for name in PROTOCOL_TARGETS[:7]:  # the new rows differ from fastapi-granian by server/link
+        target = TARGETS[name]
+        assert (target.app, target.framework, target.interface) == (FASTAPI_APP, "fastapi", "asgi")
+        assert (target.workers, target.concurrency, target.pool) == (1, "event-loop", 10)
+    # Only the protocol rows speak HTTP/2 or always serve TLS.
+    others = [t for t in TARGETS.values() if t.name not in PROTOCOL_TARGETS]
+    assert all(t.http == "1.1" and not t.tls for t in others)
+
+
+def test_http_and_tls_are_validated() -> None:
+    base = TARGETS["fastapi-hypercorn"]
+    with pytest.raises(ValueError, match=re.escape("target x: http '3' unknown; one of 1.1, 2")):
+        replace(base, name="x", http="3")
+    with pytest.raises(ValueError, match="target x: tls must be True or False"):
+        replace(base, name="x", tls="yes")  # type: ignore[arg-type]
+
+
+def test_settings_record_http_and_tls() -> None:
+    settings = TARGETS["fastapi-granian-h2"].settings()
+    assert (settings["http"], settings["tls"]) == ("2", True)
+    plain = TARGETS["fastapi-uvicorn"].settings()
+    assert plain["http"] == "1.1" and plain["tls"] is False
+
+
+@pytest.mark.parametrize("target", TARGETS.values(), ids=list(TARGETS))
+def test_without_tls_a_command_has_no_tls_options(target: Target) -> None:
+    argv = target.command("127.0.0.1", 18765)
+    assert argv == target.command("127.0.0.1", 18765, None)
+    assert not TLS_FLAGS & set(argv)
+
+
+@pytest.mark.parametrize(
+    "name", [n for n, t in TARGETS.items() if t.server in TLS_OPTIONS], ids=str
+)
+def test_with_tls_each_server_gets_its_options(name: str) -> None:
+    target = TARGETS[name]
+    argv = target.command("127.0.0.1", 18765, TLS)
+    cert_flag, key_flag = TLS_OPTIONS[target.server]
+    assert option(argv, cert_flag) == "/run/tls/server.pem"
+    assert option(argv, key_flag) == "/run/tls/server.key"
+    assert argv[-1] == target.app
+    # TLS only adds its options: everything else is the plain command.
+    plain = target.command("127.0.0.1", 18765)
+    assert [
+        a for a in argv if a not in (cert_flag, key_flag, str(TLS.certfile), str(TLS.keyfile))
+    ] == plain
+
+
+def test_daphne_serves_tls_through_a_twisted_endpoint() -> None:
+    daphne = TARGETS["django-daphne"]
+    files = TlsFiles(certfile=Path("/tmp/a:b/c=d.pem"), keyfile=Path("/tmp/k.key"))
+    argv = daphne.command("127.0.0.1", 8443, files)
+    assert "--bind" not in argv and "--port" not in argv
+    assert option(argv, "--endpoint") == (
+        "ssl:port=8443:interface=127.0.0.1:privateKey=/tmp/k.key:certKey=/tmp/a\\:b/c\\=d.pem"
+    )
+    assert argv[-1] == daphne.app
+
+
+def test_granian_speaks_http2_only_for_http2_rows() -> None:
+    assert "--http" not in TARGETS["fastapi-granian"].command("127.0.0.1", 1)
+    for name in ("fastapi-granian-h2c", "fastapi-granian-h2"):
+        assert option(TARGETS[name].command("127.0.0.1", 1), "--http") == "2"
+
+
+def test_hypercorn_command() -> None:
+    argv = TARGETS["fastapi-hypercorn-h2c"].command("127.0.0.1", 8004)
+    assert argv[1:3] == ["-m", "hypercorn"]
+    assert option(argv, "--bind") == "127.0.0.1:8004"
+    assert option(argv, "--workers") == "1"
+    assert option(argv, "--backlog") == "4096"
+    assert option(argv, "--log-level") == "warning"
+    assert not any("access" in item for item in argv)  # hypercorn logs no access by default
+    # One command for HTTP/1.1, h2c and h2: hypercorn serves them all on one port.
+    assert argv == TARGETS["fastapi-hypercorn"].command("127.0.0.1", 8004)

@@ -148,7 +148,12 @@ def run_without_servers(
 
     @contextlib.contextmanager
     def fake_serve(
-        target: Any, log: Path, cpus: Any, background_stop: bool = False, env: Any = None
+        target: Any,
+        log: Path,
+        cpus: Any,
+        background_stop: bool = False,
+        env: Any = None,
+        tls: Any = None,
     ) -> Iterator[Any]:
         ran: list[str] = []
         started.append((target.name, log.name, ran))

@@ -101,6 +101,19 @@ BROKEN: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "duration_zero": (user_file('settings = {"duration": 0}'), ("invalid settings", "duration")),
     "warmup_negative": (user_file('settings = {"warmup": -1}'), ("invalid settings", "warmup")),
+    "connection_word": (
+        user_file('settings = {"connection": "sometimes"}'),
+        ("invalid settings", "connection", "'sometimes'", "every N"),
+    ),
+    "connection_every_zero": (
+        user_file('settings = {"connection": "every 0"}'),
+        ("invalid settings", "connection", "'every 0'"),
+    ),
+    "tls_text": (user_file('settings = {"tls": "yes"}'), ("invalid settings", "tls", "'yes'")),
+    "http_three": (user_file('settings = {"http": ["3"]}'), ("invalid settings", "http", "'3'")),
+    "http_text": (user_file('settings = {"http": "2"}'), ("invalid settings", "http")),
+    "streams_half": (user_file('settings = {"streams": 1.5}'), ("invalid settings", "streams")),
+    "streams_zero": (user_file('settings = {"streams": 0}'), ("invalid settings", "streams")),
 }
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from harness.run import verify
 from harness.run.servers import ServerError
+from harness.run.tls import Certificate, make_certificate
 from harness.run.verify import (
     EXPECTED_STATUS,
     REQUESTS,
@@ -194,6 +195,43 @@ def test_reference_is_the_first_target_that_started(
     assert "      - GET /io?ms=abc: status 400 vs 422 (reference first)" in text
 
 
+def test_only_tls_rows_get_the_certificate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    served: dict[str, object] = {}
+    asked: dict[str, dict[str, object]] = {}
+
+    @contextlib.contextmanager
+    def fake_serve(
+        target: Target, log_path: Path, cpus: Sequence[int] | None, background_stop: bool = False,
+        tls: Certificate | None = None,
+    ) -> Iterator[SimpleNamespace]:  # fmt: skip
+        served[target.name] = tls
+        yield SimpleNamespace(url=f"http://{target.name}", log_path=log_path)
+
+    def fake_check(url: str, **protocol: object) -> tuple[list[Answer], float, float]:
+        asked[url.removeprefix("http://")] = protocol
+        return canned(), 50.0, 1.0
+
+    monkeypatch.setattr(verify, "serve", fake_serve)
+    monkeypatch.setattr(verify, "check_server", fake_check)
+    names = ["fastapi-uvicorn", "fastapi-hypercorn-h2c", "fastapi-granian-h2"]
+    given = make_certificate(tmp_path / "given")
+    results = verify_targets([TARGETS[n] for n in names], tmp_path / "logs", None, tls=given)
+    assert all(r.passed for r in results.values()), format_results(results)
+    assert served == {"fastapi-uvicorn": None, "fastapi-hypercorn-h2c": None,
+                      "fastapi-granian-h2": given}  # fmt: skip
+    assert asked == {
+        "fastapi-uvicorn": {},  # plain HTTP/1.1: asked exactly as before
+        "fastapi-hypercorn-h2c": {"http": "2", "ca_file": None},
+        "fastapi-granian-h2": {"http": "2", "ca_file": given.ca_file},
+    }
+    assert not (tmp_path / "logs" / "tls").exists()  # the given certificate, no other
+    # Without one, the gate makes its own for the TLS rows, in its folder.
+    served.clear()
+    verify_targets([TARGETS["fastapi-granian-h2"]], tmp_path / "logs", None)
+    made = served["fastapi-granian-h2"]
+    assert isinstance(made, Certificate) and made.ca_file.parent == tmp_path / "logs" / "tls"
+
+
 def test_format_results_indents_multiline_problems() -> None:
     result = VerifyResult("t", passed=False, problems=["did not start; see log:\n    boom"])
     assert format_results({"t": result}).splitlines() == [
@@ -285,8 +323,9 @@ def test_real_targets_all_pass(tmp_path: Path) -> None:
         assert result.io_ms is not None and 45 <= result.io_ms <= 55
         assert result.io_overhead_ms is not None and 0 < result.io_overhead_ms < 20
         assert result.checked == len(REQUESTS)
+    # The TLS rows were served with a certificate made for the gate, in its folder.
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        f"verify__{name}.log" for name in TARGETS
+        [*(f"verify__{name}.log" for name in TARGETS), "tls"]
     )
 
 
@@ -307,6 +346,18 @@ def test_a_different_app_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert "GET /io?ms=abc: status 400, expected 422" in bad.problems
     assert bad.problems[-1].startswith("/io?ms=50 waited ")
     assert "GET /io?ms=0" not in "\n".join(bad.problems)  # good answers match
+
+
+@pytest.mark.e2e
+def test_an_http2_row_answering_over_http1_fails(tmp_path: Path) -> None:
+    # uvicorn speaks no HTTP/2: over TLS it picks http/1.1 from the client's ALPN offer, so a
+    # row claiming h2 on it answers every request, but not over the protocol it declares.
+    claims_h2 = replace(TARGETS["fastapi-uvicorn"], name="claims-h2", http="2", tls=True)
+    results = verify_targets([claims_h2], tmp_path, None)
+    result = results["claims-h2"]
+    assert not result.passed and result.checked == 0
+    (problem,) = result.problems
+    assert problem.startswith("GET /health: answered over HTTP/1.1, expected HTTP/2; see its log")
 
 
 @pytest.mark.e2e

@@ -13,7 +13,8 @@ scenario, a scenario with stalled cells gets ``<scenario>_stall.png`` (``harness
 and one with long-lived connections its connections chart (``harness.charts.connections``);
 across scenarios, the ASGI/WSGI ratio (``harness.charts.overview``) and, when the run has
 scenarios that need a database or an upstream service, the real-I/O chart
-(``harness.charts.real_io``). File names and captions
+(``harness.charts.real_io``), and when it has TLS, new-connection or HTTP/2 cells the protocol
+chart (``harness.charts.protocol``). File names and captions
 are ``harness.charts.paths``'; shared marks, colours and saving ``harness.charts.common``'s.
 Everything is read through ``harness.results`` only.
 """
@@ -33,6 +34,7 @@ from harness.charts import connections as charts_connections
 from harness.charts import detail as charts_detail
 from harness.charts import factors as charts_factors
 from harness.charts import overview as charts_overview
+from harness.charts import protocol as charts_protocol
 from harness.charts import real_io as charts_real_io
 from harness.charts.common import (
     BOUND_LABEL,
@@ -45,6 +47,7 @@ from harness.charts.common import (
 from harness.charts.paths import (
     chart_paths,
     overview_chart_path,
+    protocol_chart_path,
     real_io_chart_path,
     skipped_charts,
     stall_chart_path,
@@ -199,11 +202,17 @@ def scenario_charts(results: Results, scenario: str, colours: dict[str, Colour])
 
 
 def run_wide_charts(results: Results, colours: dict[str, Colour]) -> list[Path]:
-    """The charts across scenarios: long-lived connections, the ASGI/WSGI overview, real I/O."""
+    """The charts across scenarios: long-lived connections, the ASGI/WSGI overview, real I/O,
+    the protocol chart."""
     written = charts_connections.draw_connection_charts(results, colours)
     overview = charts_overview.ratio_chart(results, colours, overview_chart_path(results.run_dir))
     real_io_path = real_io_chart_path(results.run_dir)
     real_io = charts_real_io.real_io_chart(results, colours, real_io_path)
     if real_io is None:
         real_io_path.unlink(missing_ok=True)  # never a chart the report does not show
-    return written + ([overview] if overview else []) + ([real_io] if real_io else [])
+    protocol_path = protocol_chart_path(results.run_dir)
+    protocol = charts_protocol.protocol_chart(results, protocol_path)
+    if protocol is None:
+        protocol_path.unlink(missing_ok=True)
+    drawn = [chart for chart in (overview, real_io, protocol) if chart]
+    return written + drawn

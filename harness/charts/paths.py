@@ -43,6 +43,11 @@ REAL_IO_CAPTION = (
     "grew, against its bound (the wide pale line: the pool, the slots or a CPU, whichever is "
     "lowest)?"
 )
+PROTOCOL_CAPTION = (
+    "What TLS and a new connection per request cost each stack in server CPU per request, and "
+    "how many requests/s each served over HTTP/2 against HTTP/1.1 with the same requests in "
+    "flight (black outline: generator-bound)?"
+)
 CONNECTIONS_CAPTION = (
     "How many long-lived connections each stack held, what each cost in memory, and how fast "
     "messages still arrived"
@@ -87,6 +92,11 @@ def overview_chart_path(run_dir: Path | str) -> Path:
 def real_io_chart_path(run_dir: Path | str) -> Path:
     """Where the real-I/O chart (one panel per scenario needing a database or upstream) goes."""
     return _charts(run_dir) / "real_io.png"
+
+
+def protocol_chart_path(run_dir: Path | str) -> Path:
+    """Where the protocol chart (cost per request; HTTP/2 against HTTP/1.1) goes."""
+    return _charts(run_dir) / "protocol.png"
 
 
 # The charts against load that a scenario (and load model) can have nothing to say in, and why.

@@ -4,9 +4,11 @@ Loaded next to a scenario file (``locust -f scenario.py,harness/loadgen/extensio
 ``--gatebench-plan FILE`` (``harness.loadgen.stages``); the orchestrator never imports this
 module. One process runs every stage (cell) of the plan in order. For each stage it
 
-- waits for the orchestrator's go file (the target's server is ready; it names the host),
-  then starts the stage's users from zero (or, for open load, one driver user that launches
-  requests on the arrival schedule, ``harness.loadgen.open_load``);
+- waits for the orchestrator's go file (the target's server is ready; it names the host and
+  the link: the target's HTTP version, the run's CA when it serves TLS, the scenario's
+  connection policy and streams, ``harness.loadgen.link``, which FastHttpUser and the HTTP/2
+  user follow), then starts the stage's users from zero (or, for open load, one driver user
+  that launches requests on the arrival schedule, ``harness.loadgen.open_load``);
 - opens the measurement window ``warmup_s`` after all users are spawned (open load: after
   the schedule starts) and closes it ``duration_s`` later (``sleep_until``: never early): only
   requests that *complete* inside it are counted (``harness.loadgen.recorder``), so warm-up
@@ -33,8 +35,9 @@ or no go file comes within ``GO_TIMEOUT_S``.
 
 **Several generators** (``--generators N``, locust's ``--master``/``--worker``): the master runs
 the plan as above but starts no request itself. Per stage it sends each worker the stage
-(``STAGE_MESSAGE``: closed load splits the users over the workers, locust's own dispatch; open
-load runs one driver per worker at rate / N, each with its own arrival seed), starts the users,
+(``STAGE_MESSAGE``, with the stage's link: closed load splits the users over the workers,
+locust's own dispatch; open load runs one driver per worker at rate / N, each with its own
+arrival seed), starts the users,
 and once every worker has spawned them tells all workers to open their windows at once
 (``WINDOW_MESSAGE``: each worker times its window from the message's arrival, so workers on
 other hosts need no synchronised clock). Each worker records its share exactly as one process
@@ -70,6 +73,8 @@ from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 from harness import schema
 from harness.fileio import atomic_write_text, replacing
 from harness.loadgen import OPEN_USER_CLASS
+from harness.loadgen.link import Link, install, set_link
+from harness.loadgen.link import current as current_link
 from harness.loadgen.merge import WORKER_KEY, merge_logs, merge_records
 from harness.loadgen.open_load import Schedule, check_user_class, intended_start, make_open_user
 from harness.loadgen.recorder import (
@@ -157,6 +162,7 @@ def _add_arguments(parser: Any) -> None:
 def _on_init(environment: Environment, **_: Any) -> None:
     global _environment
     _environment = environment
+    install()  # FastHttpUser follows each stage's link: TLS verification, connection policy
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
         _start_worker(runner)  # a worker gets its stages from the master, not from a plan
@@ -265,6 +271,7 @@ def _sweep(environment: Environment, plan: str) -> None:
         if go.get("skip"):
             continue
         environment.host = str(go["host"])
+        set_link(Link.from_dict(go.get("link")))
         if isinstance(runner, MasterRunner):
             _run_master_stage(environment, runner, stage)
         else:
@@ -326,7 +333,8 @@ def _run_master_stage(environment: Environment, runner: MasterRunner, stage: Sta
     _window_opened.clear()
     _records[stage.cell_id] = []
     _stage, _recorder, _schedule = stage, recorder, Schedule()
-    runner.send_message(STAGE_MESSAGE, {"stage": stage.to_dict(), "workers": workers})
+    message = {"stage": stage.to_dict(), "workers": workers, "link": current_link().to_dict()}
+    runner.send_message(STAGE_MESSAGE, message)
     count = workers if stage.load_model == "open" else stage.users
     runner.start(count, spawn_rate=count)
     _window_opened.wait()
@@ -383,6 +391,7 @@ def _on_stage_message(environment: Environment, msg: Any, **_: Any) -> None:
     users; open load: this worker drives 1/N of the rate, with its own arrival seed."""
     global _stage, _recorder, _schedule
     stage = Stage(**msg.data["stage"])
+    set_link(Link.from_dict(msg.data.get("link")))  # before this worker's users start
     workers = max(int(msg.data["workers"]), 1)
     runner = environment.runner
     index = max(int(getattr(runner, "worker_index", 0)), 0)

@@ -41,6 +41,9 @@ intended_start: dict[Any, float] = {}
 
 def check_user_class(user_class: type[User]) -> str | None:
     """Why this scenario user class cannot run open-model load, or None if it can."""
+    problem = getattr(user_class, "open_problem", None)
+    if isinstance(problem, str):  # the user says why itself (harness.loadgen.h2)
+        return f"{user_class.__name__}: {problem}"
     if not user_class.tasks:
         return f"{user_class.__name__} has no tasks"
     for item in user_class.tasks:

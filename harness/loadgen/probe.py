@@ -6,6 +6,8 @@ discovery asks this subprocess instead. One JSON object per file goes to stdout:
 ``{"path", "doc", "settings", "user_classes", "hosts", "open_problem", "holds_connections",
 "error"}``; ``holds_connections`` is true when a user class holds one long-lived connection
 per user (``holds_connection = True``, as the SSE and WebSocket users of ``harness.loadgen``).
+``open_problem`` says why open-model load cannot run the file: such a user, a TaskSet, or a
+user class whose own ``open_problem`` attribute (text) says why (the HTTP/2 user).
 """
 
 from __future__ import annotations
@@ -71,6 +73,9 @@ def probe_file(path: str, index: int) -> dict[str, Any]:
                     f"user class {name} holds one long-lived connection per user; "
                     "open-model load (--rates) launches short requests: use --users"
                 )
+            elif isinstance(own_problem := getattr(value, "open_problem", None), str):
+                # A user class that says why itself (harness.loadgen.h2.Http2User: streams).
+                report["open_problem"] = f"user class {name}: {own_problem}"
             elif any(isinstance(item, type) for item in value.tasks):
                 # Open-model load calls plain task methods; a TaskSet runs its own loop.
                 report["open_problem"] = (

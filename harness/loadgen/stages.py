@@ -66,9 +66,13 @@ def read_ready(plan_dir: Path) -> dict[str, Any] | None:
     return data
 
 
-def write_go(out_dir: Path, host: str | None) -> Path:
-    """Let the stage in ``out_dir`` start against ``host``; None: skip it."""
-    payload = {"skip": True} if host is None else {"host": host}
+def write_go(out_dir: Path, host: str | None, link: dict[str, Any] | None = None) -> Path:
+    """Let the stage in ``out_dir`` start against ``host``, reached as ``link`` says
+    (``harness.loadgen.link.Link.to_dict``: HTTP version, TLS CA, connection policy, streams;
+    None: plain HTTP/1.1 with keep-alive); host None: skip it."""
+    payload: dict[str, Any] = {"skip": True} if host is None else {"host": host}
+    if host is not None and link is not None:
+        payload["link"] = link
     return atomic_write_text(out_dir / GO_FILE, json.dumps(payload))
 
 

@@ -126,7 +126,7 @@ def _http_finding(
         f"{asgi} served {ratio_number(ratio)}× the requests/s of {wsgi} "
         f"({fmt(a['rps'])} vs {fmt(w['rps'])}; {interval})"
     )
-    if a.get("limiter") == "server_cpu" and w.get("limiter") == "server_cpu":
+    if all(not missing(r.get("limiter")) and r.get("limiter") == "server_cpu" for r in (a, w)):
         cost = ", ".join(
             f"{name} {fmt(_cpu_ms(row), 2)} ms" for name, row in ((asgi, a), (wsgi, w))
         )

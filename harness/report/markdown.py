@@ -4,11 +4,12 @@ This module owns the report's order and its findings: headline findings computed
 summary (generator-bound cells left out), the ASGI/WSGI overview chart, one table and its charts
 (each with a caption saying what question it answers) per scenario and load model, failed cells,
 warnings and the environment the numbers came from. "Where the difference comes from" is
-``harness.report.factors``', "Real I/O" ``harness.report.real_io``', "Long-lived connections"
-``harness.report.connections``', the
-sections on trust in the numbers ``harness.report.sections``'. It reads the run through
-``harness.results`` only, so any copied run folder can be re-rendered, and never loads
-matplotlib: charts are linked through ``harness.charts.paths`` when they exist on disk.
+``harness.report.factors``', "Real I/O" ``harness.report.real_io``', "Protocol: TLS, new
+connections and HTTP/2" ``harness.report.protocol``', "Long-lived connections"
+``harness.report.connections``', the sections on trust in the numbers
+``harness.report.sections``'. It reads the run through ``harness.results`` only, so any copied
+run folder can be re-rendered, and never loads matplotlib: charts are linked through
+``harness.charts.paths`` when they exist on disk.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from harness.format import fmt, fmt_exact, fmt_level, fmt_ms, load_text, missing
 from harness.report.answer import answer_section, keepalive_text
 from harness.report.blocks import chart_lines, row_load_text, table
 from harness.report.connections import connection_headline, connections_section
+from harness.report.crosscheck import crosscheck_lines
 from harness.report.factors import factors_section
+from harness.report.protocol import protocol_section
 from harness.report.real_io import real_io_section
 from harness.report.sections import (
     closed_vs_open_section,
@@ -438,7 +441,9 @@ def render_report(results: Results) -> str:
     lines += unstable_section(results)
     lines += measurement_section(results) + closed_vs_open_section(results)
     lines += stall_section(results) + verify_section(results)
-    lines += real_io_section(results) + connections_section(results)
+    lines += real_io_section(results) + protocol_section(results)
+    lines += crosscheck_lines(results.run_dir)
+    lines += connections_section(results)
     for scenario in results.scenario_names:
         lines += _scenario_section(results, scenario)
     lines += _not_ok_section(results) + _warnings_section(results)

@@ -29,8 +29,11 @@ from harness.results.rows import (
 )
 from harness.results.targets import STACK_FIELDS, setting, target_settings
 
-FACTORS = ("interface", "framework", "server", "worker model")  # report order
+FACTORS = ("interface", "framework", "server", "worker model", "http", "tls")  # report order
 WORKER_FIELDS = ("worker_class", "workers", "threads", "concurrency")
+# The protocol layer: the HTTP version a target's row speaks and whether it serves TLS. A
+# manifest from before them has neither: HTTP/1.1 without TLS.
+PROTOCOL_FIELDS = {"http": "1.1", "tls": False}
 COLUMNS = [
     "factor", "scenario", "load", "target_a", "target_b", "differs",
     "rps_a", "rps_b", "rps_ratio", "p99_a_ms", "p99_b_ms", "p99_ratio",
@@ -43,6 +46,8 @@ BASELINES = {
     "interface": ("interface", "wsgi"),
     "framework": ("framework", NO_FRAMEWORK),
     "worker model": ("worker_class", "sync"),
+    "http": ("http", "1.1"),
+    "tls": ("tls", False),
 }
 
 
@@ -84,6 +89,8 @@ def classify(a: dict[str, Any], b: dict[str, Any]) -> str | None:
     server        same framework, interface, workers, threads and concurrency (a worker
                   class belongs to its server: gunicorn "sync", granian "asgi")
     worker model  same framework, server and interface; any of WORKER_FIELDS differs
+    http, tls     everything above the same; only the row's HTTP version (1.1 → 2), or only
+                  whether it serves TLS, differs (PROTOCOL_FIELDS)
     A field missing from both targets' settings counts as the same.
     """
     if any(setting(s, key) is None for s in (a, b) for key in STACK_FIELDS):
@@ -91,6 +98,9 @@ def classify(a: dict[str, Any], b: dict[str, Any]) -> str | None:
     same = {key: setting(a, key) == setting(b, key) for key in (*STACK_FIELDS, *WORKER_FIELDS)}
     differ = [key for key in STACK_FIELDS if not same[key]]
     same_workers = all(same[key] for key in WORKER_FIELDS)
+    protocol = [key for key in PROTOCOL_FIELDS if _protocol(a, key) != _protocol(b, key)]
+    if protocol:
+        return protocol[0] if len(protocol) == 1 and not differ and same_workers else None
     if not differ:
         return None if same_workers else "worker model"
     if len(differ) > 1:
@@ -103,6 +113,11 @@ def classify(a: dict[str, Any], b: dict[str, Any]) -> str | None:
     return factor if same_workers else None
 
 
+def _protocol(settings: dict[str, Any], key: str) -> Any:
+    value = setting(settings, key)
+    return PROTOCOL_FIELDS[key] if value is None else value
+
+
 def _ordered(
     factor: str, a: str, b: str, settings: dict[str, dict[str, Any]], order: dict[str, int]
 ) -> tuple[str, str]:
@@ -113,7 +128,10 @@ def _ordered(
     def key(name: str) -> tuple[bool, int, int]:
         workers = setting(settings[name], "workers") if factor == "worker model" else 0
         count = int(workers) if isinstance(workers, int | float) else 0
-        return (setting(settings[name], field) != baseline, count, order[name])
+        value = _protocol(settings[name], field) if field in PROTOCOL_FIELDS else None
+        if value is None:
+            value = setting(settings[name], field)
+        return (value != baseline, count, order[name])
 
     first, second = sorted((a, b), key=key)
     return first, second
@@ -131,6 +149,11 @@ def differs(factor: str, a: dict[str, Any], b: dict[str, Any]) -> str:
     def change(key: str, unit: str = "") -> str:
         return f"{_shown(setting(a, key))} → {_shown(setting(b, key))}{unit}"
 
+    if factor == "http":
+        return f"HTTP/{_protocol(a, 'http')} → HTTP/{_protocol(b, 'http')}"
+    if factor == "tls":
+        shown = {True: "TLS", False: "plain TCP"}
+        return f"{shown[bool(_protocol(a, 'tls'))]} → {shown[bool(_protocol(b, 'tls'))]}"
     if factor != "worker model":
         return change(factor)
     parts = []

@@ -91,6 +91,11 @@ class CellLoad:
     database_cpu_pct: float | None = None
     shared_budget_pct: float | None = None  # None: the server's own budget
 
+    @property
+    def long_lived(self) -> bool:
+        """SSE and WebSocket cells: each user holds one connection (not requests)."""
+        return self.protocol in ("sse", "ws")
+
 
 @dataclass(frozen=True)
 class Roofline:
@@ -141,7 +146,7 @@ def ceilings(cell: CellLoad) -> tuple[dict[str, float], float | None]:
     users, rate, slots = _positive(cell.users), _positive(cell.rate), _positive(cell.slots)
     capacity_name, capacity = concurrency_limit(cell)
     rps = _positive(cell.rps)
-    long_lived = cell.protocol != "http"
+    long_lived = cell.long_lived
     held = _positive(cell.connections_held)
     if cell.load_model == "open" and rate is not None:
         found["rate"] = rate
@@ -208,7 +213,7 @@ def concurrency_limit(cell: CellLoad) -> tuple[str, float | None]:
     """Requests the cell could hold at once and the ceiling's name: ``slots`` (the server's),
     or ``pool`` when the target's pools (real I/O) hold fewer connections than that."""
     slots, pool = _positive(cell.slots), _positive(cell.pool_total)
-    if pool is not None and cell.protocol == "http" and (slots is None or pool < slots):
+    if pool is not None and not cell.long_lived and (slots is None or pool < slots):
         return "pool", pool
     return "slots", slots
 
@@ -329,7 +334,7 @@ def limiter_text(
     per = "" if service is None else f" / {service:g} ms"
     if limiter == "users" and cell.users and per:
         return f"{text}: {cell.users:g}{per}"
-    if limiter == "slots" and cell.slots and cell.protocol != "http":
+    if limiter == "slots" and cell.slots and cell.long_lived:
         return f"{text}: {cell.slots:g} connections at once"
     if limiter == "slots" and cell.slots:
         hold = service_ms(cell, cell.slot_time_ms or cell.service_time_ms)
@@ -342,7 +347,7 @@ def limiter_text(
         spread = _spread_text(cell.connection_samples)
         held = f"{usable:.3g} of {cell.slots:g} slots usable{spread}" if usable is not None else ""
         hold = service_ms(cell, cell.slot_time_ms or cell.service_time_ms)
-        per = f" / {hold:g} ms" if hold and cell.protocol == "http" else ""
+        per = f" / {hold:g} ms" if hold and not cell.long_lived else ""
         return f"{text}: {held}{per}"
     return text
 

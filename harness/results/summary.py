@@ -54,8 +54,9 @@ INT_COLUMNS = (
     "offered",
     "generators",
     "pool_total",
+    "streams",
 )
-BOOL_COLUMNS = ("generator_bound", "unstable")
+BOOL_COLUMNS = ("generator_bound", "unstable", "tls")
 TEXT_COLUMNS = (
     "scenario",
     "target",
@@ -70,6 +71,8 @@ TEXT_COLUMNS = (
     "limiter",
     "limited_by",
     "ceilings",
+    "connection",
+    "client",
 )
 FLOAT_COLUMNS = tuple(
     c for c in schema.SUMMARY_COLUMNS if c not in (*INT_COLUMNS, *BOOL_COLUMNS, *TEXT_COLUMNS)
@@ -224,19 +227,33 @@ def _open_figures(latency: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# request_type prefix of latency.json by_name keys -> protocol (harness.loadgen.users).
-PROTOCOLS = {"SSE": "sse", "WS": "ws"}
+# request_type prefix of latency.json by_name keys -> protocol: the long-lived connections
+# (harness.loadgen.users), then HTTP/2 requests (harness.loadgen.h2: "H2"; its HTTP/1.1
+# requests are "H1").
+PROTOCOLS = {"SSE": "sse", "WS": "ws", "H2": "h2"}
+LONG_LIVED = ("sse", "ws")
 HTTP_PROTOCOL = "http"
+HTTPX_TYPES = ("H2", "H1")  # request types of the HTTP/2 user (httpx)
+
+
+def _request_types(latency: dict[str, Any]) -> list[str]:
+    by_name = latency.get("by_name")
+    return [str(name).split(" ", 1)[0] for name in (by_name if isinstance(by_name, dict) else ())]
 
 
 def cell_protocol(latency: dict[str, Any]) -> str:
-    """The cell's protocol: "sse" or "ws" when it recorded those request types, else "http"."""
-    by_name = latency.get("by_name")
-    for name in by_name if isinstance(by_name, dict) else ():
-        protocol = PROTOCOLS.get(str(name).split(" ", 1)[0])
+    """The cell's protocol: "sse", "ws" or "h2" when it recorded those request types, else
+    "http"."""
+    for kind in _request_types(latency):
+        protocol = PROTOCOLS.get(kind)
         if protocol is not None:
             return protocol
     return HTTP_PROTOCOL
+
+
+def cell_client(latency: dict[str, Any]) -> str:
+    """The generator's HTTP client: "httpx" (the HTTP/2 user) or "fasthttp"."""
+    return "httpx" if any(k in HTTPX_TYPES for k in _request_types(latency)) else "fasthttp"
 
 
 def _baseline_mb(
@@ -271,7 +288,7 @@ def _protocol_figures(
 ) -> dict[str, Any]:
     """Long-lived connection figures of an SSE or WebSocket cell (see SUMMARY_COLUMNS)."""
     protocol = cell_protocol(latency)
-    if protocol == HTTP_PROTOCOL:
+    if protocol not in LONG_LIVED:
         return {"protocol": protocol}
     prefix = next(k for k, v in PROTOCOLS.items() if v == protocol)
     unit = str(latency.get("unit", "us"))
@@ -333,6 +350,8 @@ class RunContext:
     server_cores: int | None = None  # CPUs the server was pinned to (or the machine's)
     overheads: dict[str, float] = field(default_factory=dict)  # target -> /io?ms=0 ms
     needs: dict[str, str] = field(default_factory=dict)  # scenario -> "database"/"upstream"
+    h2_ceiling_rps: float | None = None  # the HTTP/2 user's calibrated ceiling (httpx)
+    scenario_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, manifest: Manifest) -> RunContext:
@@ -345,18 +364,32 @@ class RunContext:
             value = finite_number((result or {}).get("io_overhead_ms"))
             if value is not None:
                 overheads[name] = value
-        needs = {}
+        needs, scenario_settings = {}, {}
         for name, info in (manifest.get("scenarios") or {}).items():
             need = scenario_needs(info)
             if need is not None:
                 needs[str(name)] = need
+            settings = info.get("settings") if isinstance(info, dict) else None
+            scenario_settings[str(name)] = settings if isinstance(settings, dict) else {}
+        calibration = manifest.get("calibration")
+        h2 = calibration.get("h2") if isinstance(calibration, dict) else None
         return cls(
             targets=manifest.get("targets") or {},
             ceiling_rps=calibration_rps(manifest),
             server_cores=None if cores is None else int(cores),
             overheads=overheads,
             needs=needs,
+            h2_ceiling_rps=finite_number(h2.get("rps")) if isinstance(h2, dict) else None,
+            scenario_settings=scenario_settings,
         )
+
+    def link_figures(self, scenario: Any, target: dict[str, Any]) -> dict[str, Any]:
+        """tls and connection of a cell: the scenario's settings and the target's row."""
+        settings = self.scenario_settings.get(str(scenario), {})
+        return {
+            "tls": bool(settings.get("tls") is True or target.get("tls") is True),
+            "connection": str(settings.get("connection") or "keep-alive"),
+        }
 
     def pool_total(self, scenario: Any, target: dict[str, Any]) -> float | None:
         """Connections the target's pools hold at most (workers x pool per process), for a
@@ -406,9 +439,13 @@ def _roofline_figures(
     if pool_total is not None and threads is not None and pool is not None:
         threads = min(threads, pool)  # a worker runs at most its pool's connections at once
     needs_database = run.needs.get(str(row.get("scenario"))) == "database"
+    streams = finite_number(row.get("streams"))
+    users = row["users"]
+    if streams is not None and streams > 1 and users is not None:
+        users = users * streams  # each HTTP/2 user keeps `streams` requests in flight
     cell = CellLoad(
         load_model=str(row["load_model"]),
-        users=row["users"],
+        users=users,
         rate=row["rate"],
         rps=row.get("rps"),
         service_time_ms=row["service_time_ms"],
@@ -472,6 +509,7 @@ def summary_row(
         "pool_total": run.pool_total(cell.get("scenario"), target),
         "generator_bound": None,
         "generator_ceiling_rps": run.ceiling_rps,
+        **run.link_figures(cell.get("scenario"), target),
     }
     latency = read_latency(run_dir, cell_id) if cell_id else None
     if latency is not None:
@@ -486,7 +524,14 @@ def summary_row(
             window["other_cpu_pct"] = None
         row.update(window)
         row.update(_generator_figures(latency))
-        ceiling, budget = run.ceiling_rps, row["generator_budget_pct"]
+        row["client"] = cell_client(latency)
+        ceiling = run.ceiling_rps
+        if row["client"] == "httpx":  # the HTTP/2 user: its own ceiling, its streams
+            ceiling = run.h2_ceiling_rps
+            settings = run.scenario_settings.get(str(cell.get("scenario")), {})
+            row["streams"] = finite_number(settings.get("streams")) or 1
+        row["generator_ceiling_rps"] = ceiling
+        budget = row["generator_budget_pct"]
         if ceiling and budget:  # calibrated with one process: N cores drive N times as much
             row["generator_ceiling_rps"] = ceiling * budget / GENERATOR_BUDGET_PCT
         row.update(_protocol_figures(latency, resources, users, window))

@@ -26,7 +26,7 @@ from pathlib import Path
 from harness.run.plan import RunOptions, apply_overrides
 from harness.run.servers import RunningServer, ServerError, accepts
 from harness.units import UsageError
-from targets.registry import TARGETS, Target
+from targets.registry import TARGETS, Target, TlsFiles
 
 EXTERNAL_NAME = "external"  # the target's name in cell ids, the summary and the report
 INTERFACES = ("wsgi", "asgi")
@@ -95,7 +95,7 @@ class ExternalTarget(Target):
     def slots(self) -> int | None:
         return self.given_slots
 
-    def command(self, host: str, port: int) -> list[str]:
+    def command(self, host: str, port: int, tls: TlsFiles | None = None) -> list[str]:
         raise ServerError(f"target {self.name} at {self.url} was not started by gatebench")
 
     def settings(self) -> dict[str, object]:
@@ -136,6 +136,7 @@ class AttachedServer:
 
     pid: int | None = None
     log_path: Path | None = None
+    ca_pem: str | None = None  # --url: an https URL is refused (the CA is not gatebench's)
 
     def __init__(self, target: ExternalTarget) -> None:
         self.target = target

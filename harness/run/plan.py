@@ -74,9 +74,11 @@ def build_plan(
     broken: dict[str, str] | None = None,
 ) -> list[Cell]:
     broken = broken or {}
-    chosen_scenarios = select(
-        options.scenarios, profile.scenarios, sorted([*scenarios, *broken]), "scenario"
-    )
+    known = sorted([*scenarios, *broken])
+    default = profile.scenarios
+    if default is None:  # every scenario file but those the profile leaves to another
+        default = tuple(name for name in known if name not in profile.skip_scenarios)
+    chosen_scenarios = select(options.scenarios, default, known, "scenario")
     for name in chosen_scenarios:
         if name in broken:
             raise UsageError(broken[name])
@@ -179,23 +181,30 @@ def served_cells(
     cells: list[Cell], scenarios: dict[str, Scenario], targets: dict[str, Target]
 ) -> tuple[list[Cell], list[str]]:
     """The cells a target can serve, and a note per (scenario, target) left out: a scenario
-    that needs a service (settings "needs") runs only on targets serving the real-I/O routes.
-    A plan left with no cell at all is a UsageError."""
+    that needs a service (settings "needs") runs only on targets serving the real-I/O routes,
+    and a scenario runs only on targets speaking an HTTP version its users speak (settings
+    "http": locust's FastHttpUser speaks HTTP/1.1 only, so an HTTP/2-only server is left to
+    the HTTP/2 scenarios). A plan left with no cell at all is a UsageError."""
     kept: list[Cell] = []
-    dropped: dict[str, list[str]] = {}
+    dropped: dict[tuple[str, str], list[str]] = {}
     for cell in cells:
-        needs = scenarios[cell.scenario].needs
-        if needs is not None and not targets[cell.target].serves_real_io:
-            names = dropped.setdefault(cell.scenario, [])
-            if cell.target not in names:
-                names.append(cell.target)
+        scenario, target = scenarios[cell.scenario], targets[cell.target]
+        if scenario.needs is not None and not target.serves_real_io:
+            why = f"needs the {scenario.needs} routes, which {{}} {{verb}} not serve"
+        elif target.http not in scenario.http:
+            speaks = " or ".join(f"HTTP/{v}" for v in scenario.http)
+            why = f"has users speaking {speaks}, not the HTTP/{target.http} of {{}}"
+        else:
+            kept.append(cell)
             continue
-        kept.append(cell)
-    notes = [
-        f"scenario {scenario} needs the {scenarios[scenario].needs} routes, which "
-        f"{', '.join(names)} do{'es' if len(names) == 1 else ''} not serve: left out"
-        for scenario, names in dropped.items()
-    ]
+        names = dropped.setdefault((cell.scenario, why), [])
+        if cell.target not in names:
+            names.append(cell.target)
+    notes = []
+    for (scenario_name, why), names in dropped.items():
+        one = len(names) == 1
+        text = why.format(", ".join(names), verb="does" if one else "do", s="s" if one else "")
+        notes.append(f"scenario {scenario_name} {text}: left out")
     if cells and not kept:
         raise UsageError("; ".join(notes))
     return kept, notes

@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from targets.registry import MAIN_TARGETS, TARGETS
+from targets.registry import MAIN_TARGETS, PROTOCOL_TARGETS, TARGETS
+
+PROTOCOL_ONLY = ("h2",)  # scenarios whose cells are for HTTP/2 targets (the protocol profile)
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,9 @@ class Profile:
     targets: tuple[str, ...] | None = None  # None: every target
     # A profile can ignore scenario settings (sweep, duration, warm-up) to keep its budget.
     scenario_settings: bool = True
+    # With scenarios None: scenario files left out (their cells need targets this profile
+    # does not run: h2 is for the HTTP/2 targets of the protocol profile).
+    skip_scenarios: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -45,12 +50,14 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             name="default",
-            description="what `make bench` runs: every scenario x the three targets, a sweep",
+            description="what `make bench` runs: every scenario x the three targets, a sweep "
+            "(h2 is left to the protocol profile: these targets speak HTTP/1.1)",
             users=(10, 50, 100, 200),
             duration_s=3.0,
             warmup_s=1.5,
             trials=1,
             targets=MAIN_TARGETS,
+            skip_scenarios=PROTOCOL_ONLY,
         ),
         Profile(
             name="full",
@@ -60,6 +67,19 @@ PROFILES: dict[str, Profile] = {
             warmup_s=5.0,
             trials=3,
             targets=MAIN_TARGETS,
+            skip_scenarios=PROTOCOL_ONLY,
+        ),
+        Profile(
+            name="protocol",
+            description="HTTP/2, TLS and new connections: h2 on the same servers over HTTP/1.1, "
+            "h2c and h2 (TLS), and the cheap route with keep-alive, TLS and a connection per "
+            "request on the main stacks",
+            users=(10, 64),
+            duration_s=3.0,
+            warmup_s=1.5,
+            trials=1,
+            scenarios=("health", "tls", "newconn", "newconn_tls", "h2"),
+            targets=PROTOCOL_TARGETS,
         ),
         Profile(
             name="stacks",

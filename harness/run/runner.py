@@ -33,6 +33,7 @@ from harness import schema
 from harness.format import load_text
 from harness.histogram import latency_stats
 from harness.loadgen import OPEN_USER_CLASS
+from harness.loadgen.link import Link
 from harness.loadgen.stages import write_go
 from harness.run.external import Server, attach, is_external, sampled_roles
 from harness.run.generators import CellSettings, Generator
@@ -47,6 +48,7 @@ from harness.run.servers import (
 )
 from harness.run.services import Services
 from harness.run.stall import Staller
+from harness.run.tls import Certificate
 from harness.schema import Cell, CellRecord, Manifest
 from targets.registry import Target
 
@@ -78,15 +80,28 @@ def stage_scenario(scenario: Scenario, run_dir: Path) -> Path:
     return staged
 
 
+def stage_link(scenario: Scenario, server: Server) -> dict[str, Any]:
+    """How the scenario's users reach ``server`` (``harness.loadgen.link.Link``): the target's
+    HTTP version, the run's CA when it serves TLS, the scenario's connection policy and
+    streams."""
+    return Link(
+        http=server.target.http,
+        ca_pem=getattr(server, "ca_pem", None),
+        connection=scenario.connection,
+        streams=scenario.streams,
+    ).to_dict()
+
+
 class CellError(RuntimeError):
     """A cell that ran but cannot be trusted or produced nothing."""
 
 
 def run_stage(
     cell: Cell, cell_dir: Path, server: Server, generator: Generator, sampler: Sampler,
-    settings: CellSettings,
+    settings: CellSettings, link: dict[str, Any] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Let the generator run one cell against a ready server; its latency record (or raise)."""
+    """Let the generator run one cell against a ready server, reached as ``link`` says (the
+    go file's, ``harness.loadgen.link``); its latency record (or raise)."""
     latency_path = cell_dir / schema.LATENCY_FILE
     sampler.mark()  # the server's memory before this cell's load
     allowance_s = cell.warmup_s + cell.duration_s + SPAWN_ALLOWANCE_S + STOP_GRACE_S
@@ -104,7 +119,7 @@ def run_stage(
             except RuntimeError as exc:
                 raise CellError(str(exc)) from None
             deadline = time.monotonic() + allowance_s
-            write_go(cell_dir, server.url)
+            write_go(cell_dir, server.url, link)
             while not latency_path.exists():
                 if not generator.alive() and not latency_path.exists():
                     raise CellError(
@@ -137,8 +152,10 @@ class Runner:
         settings: CellSettings,
         progress: Progress,
         services: Services | None = None,
+        certificate: Certificate | None = None,
     ) -> None:
         self.run_dir = run_dir
+        self.certificate = certificate  # the run's TLS certificate (None: no cell serves TLS)
         self.services = services  # the database and upstream some scenarios need
         self.manifest = manifest
         self.records = records
@@ -223,14 +240,16 @@ class Runner:
                         return
                 self.ensure_generator(queue, locustfile, classes)  # locust boots with the server
                 cpus, env = self.settings.pinning.server_cpus, self.server_environment(target)
+                tls = self.certificate if scenario.tls or target.tls else None
                 try:
                     with (
                         attach(target)
                         if is_external(target)
-                        else serve(target, log, cpus, background_stop=True, env=env)
+                        else serve(target, log, cpus, background_stop=True, env=env, tls=tls)
                     ) as server:
                         wait_stopped()  # the previous server is gone before anything is measured
-                        self.run_cells(server, pending, queue, locustfile, classes, needs)
+                        link = stage_link(scenario, server)
+                        self.run_cells(server, pending, queue, locustfile, classes, needs, link)
                 except ServerError as exc:
                     self.give_up(pending + later, queue, str(exc))
                     return
@@ -267,6 +286,7 @@ class Runner:
     def run_cells(
         self, server: Server, pending: list[CellRecord], queue: list[CellRecord],
         locustfile: Path, classes: tuple[str, ...], needs: str | None = None,
+        link: dict[str, Any] | None = None,
     ) -> None:  # fmt: skip
         """The pending cells, one at a time while the server (and the service they need)
         lives, each taken off the queue; a sampler watches the server, the current locust
@@ -289,7 +309,7 @@ class Runner:
                     sampled = generator
                 record = pending.pop(0)
                 queue.remove(record)
-                self.run_one(record, server, generator, sampler, needs)
+                self.run_one(record, server, generator, sampler, needs, link)
         finally:
             if sampler is not None:
                 sampler.__exit__(None, None, None)
@@ -310,7 +330,7 @@ class Runner:
 
     def run_one(
         self, record: CellRecord, server: Server, generator: Generator, sampler: Sampler,
-        needs: str | None = None,
+        needs: str | None = None, link: dict[str, Any] | None = None,
     ) -> None:  # fmt: skip
         cell = record.cell
         load = load_text(cell.load_model, cell.users if cell.load_model == "closed" else cell.rate)
@@ -322,7 +342,9 @@ class Runner:
         record.started_at = now_iso()
         self.manifest.setdefault("order", []).append(cell.cell_id)
         try:
-            result = run_stage(cell, self.cell_dir(cell), server, generator, sampler, self.settings)
+            result = run_stage(
+                cell, self.cell_dir(cell), server, generator, sampler, self.settings, link
+            )
             if needs is not None and not self.service_alive(needs):
                 log = self.services.log_path(needs) if self.services else "its log"
                 raise CellError(f"the {needs} died during the cell; see {log}")

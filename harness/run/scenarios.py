@@ -11,7 +11,16 @@ description; an optional module-level ``settings`` dict may set:
 - ``warmup``: seconds of warm-up per cell, excluded from every figure;
 - ``needs``: a service the harness must start for it, ``"database"`` (a seeded PostgreSQL,
   ``harness.run.database``) or ``"upstream"`` (an HTTP service, ``harness.run.upstream``); its
-  cells run only on targets that serve the real-I/O routes.
+  cells run only on targets that serve the real-I/O routes;
+- ``connection``: how the users reuse connections, ``"keep-alive"`` (the default), ``"close"``
+  (a new connection, with its TCP and TLS handshakes, for every request) or ``"every N"``
+  (``harness.loadgen.link``);
+- ``tls``: ``True`` to serve every target of the scenario over TLS with the run's certificate
+  (targets whose row says ``tls`` always do);
+- ``http``: the HTTP versions its users speak, ``["1.1"]`` (the default, locust's FastHttpUser)
+  or ``["1.1", "2"]`` (``harness.loadgen.h2``); its cells run only on targets whose row's
+  ``http`` is one of them;
+- ``streams``: requests each HTTP/2 user keeps in flight over its one connection.
 
 Files are imported by ``harness.loadgen.probe`` in a subprocess, never here.
 """
@@ -28,13 +37,17 @@ from pathlib import Path
 from typing import Any
 
 from harness.loadgen import PROBE_MODULE
+from harness.loadgen.link import HTTP_VERSIONS, KEEP_ALIVE, requests_per_connection
 from harness.run import PROJECT_ROOT
 from harness.units import UsageError, parse_duration
 
 # GATEBENCH_SCENARIOS points discovery at another folder of locustfiles (tests use it too).
 SCENARIO_DIR = Path(os.environ.get("GATEBENCH_SCENARIOS") or PROJECT_ROOT / "scenarios")
 PROBE_TIMEOUT_S = 120.0
-SETTINGS_KEYS = ("users", "service_time_ms", "slot_time_ms", "duration", "warmup", "needs")
+SETTINGS_KEYS = (
+    "users", "service_time_ms", "slot_time_ms", "duration", "warmup", "needs",
+    "connection", "tls", "http", "streams",
+)  # fmt: skip
 SERVICES = ("database", "upstream")  # what a scenario may need (settings "needs")
 
 
@@ -60,6 +73,10 @@ class Scenario:
     # so the memory a cell's connections cost is measured from a server holding none.
     holds_connections: bool = False
     needs: str | None = None  # a service the harness starts for it (SERVICES), if any
+    connection: str = KEEP_ALIVE  # settings "connection" (harness.loadgen.link)
+    tls: bool = False  # settings "tls": every target serves TLS for it
+    http: tuple[str, ...] = ("1.1",)  # HTTP versions its users speak
+    streams: int = 1  # requests an HTTP/2 user keeps in flight
 
     @property
     def summary(self) -> str:
@@ -167,6 +184,18 @@ def from_report(path: Path, report: dict[str, Any]) -> Scenario:
         needs = settings.get("needs")
         if needs is not None and needs not in SERVICES:
             raise ValueError(f"needs must be one of {', '.join(SERVICES)}, got {needs!r}")
+        connection = str(settings.get("connection", KEEP_ALIVE)).strip().lower()
+        try:
+            requests_per_connection(settings.get("connection", KEEP_ALIVE))
+        except ValueError as exc:
+            raise ValueError(f"connection: {exc}") from None
+        tls = settings.get("tls", False)
+        if not isinstance(tls, bool):
+            raise ValueError(f"tls must be true or false, got {tls!r}")
+        http = _http(settings.get("http"))
+        streams = _positive(settings.get("streams"), "streams")
+        if streams is not None and streams != int(streams):
+            raise ValueError(f"streams must be a whole number, got {settings['streams']!r}")
     except ValueError as exc:
         raise fail(f"invalid settings: {exc}") from None
     return Scenario(
@@ -184,7 +213,21 @@ def from_report(path: Path, report: dict[str, Any]) -> Scenario:
         open_problem=report.get("open_problem"),
         holds_connections=bool(report.get("holds_connections")),
         needs=needs,
+        connection=connection,
+        tls=tls,
+        http=http,
+        streams=1 if streams is None else int(streams),
     )
+
+
+def _http(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ("1.1",)
+    if not isinstance(value, list) or not value or any(v not in HTTP_VERSIONS for v in value):
+        raise ValueError(
+            f"http must be a list of HTTP versions from {list(HTTP_VERSIONS)}, got {value!r}"
+        )
+    return tuple(dict.fromkeys(value))
 
 
 def _users(value: Any) -> tuple[int, ...] | None:

@@ -9,6 +9,10 @@ Ready means more than a first answer: ``/health`` answers 200 once *one* worker 
 others may still be importing the app. ``serve`` also waits until the server's process tree
 holds every worker the target declares (``process_layout``: how each server runs its
 workers) and the tree's memory has settled, so nothing is measured on a half-started server.
+
+A server is asked in its clients' protocol (``harness.run.client``): HTTP/2 for a row whose
+``http`` is "2", TLS with the run's certificate (``harness.run.tls``) for a row that always
+serves TLS or when the caller passes one; its URL is then ``https://``.
 """
 
 from __future__ import annotations
@@ -23,15 +27,14 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
-from harness.run import PROJECT_ROOT, reaper
+from harness.run import PROJECT_ROOT, client, reaper
+from harness.run.tls import Certificate
 from targets.registry import Target
 
 HOST = "127.0.0.1"
@@ -178,8 +181,17 @@ def wait_stopped() -> None:
         _stopping.pop().join()
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path, name: str) -> float:
-    """Poll ``url``/health until it answers 200; return seconds waited."""
+def wait_ready(
+    url: str,
+    proc: subprocess.Popen[bytes],
+    log_path: Path,
+    name: str,
+    *,
+    http: str = "1.1",
+    ca_file: Path | None = None,
+) -> float:
+    """Poll ``url``/health until it answers 200, over ``http`` (and TLS trusting ``ca_file``
+    for an https URL); return seconds waited."""
     started = time.monotonic()
     last_error = "no answer"
     while time.monotonic() - started < READY_TIMEOUT_S:
@@ -189,11 +201,11 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path, name: st
                 f"see its log {log_path}{_log_tail(log_path)}"
             )
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    return time.monotonic() - started
-                last_error = f"HTTP {response.status}"
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
+            reply = client.fetch(url, "GET", "/health", http=http, ca_file=ca_file, timeout_s=2)
+            if reply.status == 200:
+                return time.monotonic() - started
+            last_error = f"HTTP {reply.status}"
+        except OSError as exc:  # client.FetchError
             last_error = str(exc)
         time.sleep(READY_POLL_S)
     raise ServerError(
@@ -204,7 +216,10 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path, name: st
 
 # How each server (``Target.server``) runs its workers:
 #   "master"             a master process plus one process per worker, even for one worker
-#                        (gunicorn forks its workers; granian always runs a worker process)
+#                        (gunicorn forks its workers; granian always runs a worker process;
+#                        hypercorn spawns its workers through multiprocessing, with its
+#                        resource tracker as a helper: with --workers 1 its tree is the
+#                        master, one worker and the tracker)
 #   "master-if-several"  one process for one worker; for more, a master that spawns them
 #                        (uvicorn --workers N, which also starts multiprocessing's resource
 #                        tracker: a helper, not a worker, see HELPER_MARKERS)
@@ -213,6 +228,7 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path, name: st
 SERVER_LAYOUTS: dict[str, str] = {
     "gunicorn": "master",
     "granian": "master",
+    "hypercorn": "master",
     "uvicorn": "master-if-several",
     "daphne": "single",
 }
@@ -347,13 +363,40 @@ def _log_tail(log_path: Path, lines: int = 5) -> str:
 
 
 class RunningServer:
-    """A started, ready target server."""
+    """A started, ready target server; ``url`` is https:// when it serves TLS (``tls``), and
+    ``certificate`` the run's certificate it serves then (its clients trust ``ca_pem``)."""
 
-    def __init__(self, target: Target, proc: subprocess.Popen[bytes], url: str, log: Path):
+    def __init__(
+        self,
+        target: Target,
+        proc: subprocess.Popen[bytes],
+        url: str,
+        log: Path,
+        certificate: Certificate | None = None,
+    ):
         self.target = target
         self.proc = proc
         self.url = url
         self.log_path = log
+        self.certificate = certificate
+
+    @property
+    def tls(self) -> bool:
+        return self.certificate is not None
+
+    @property
+    def ca_pem(self) -> str | None:
+        """The CA its clients must trust (PEM text); None without TLS."""
+        return None if self.certificate is None else self.certificate.ca_pem
+
+    @property
+    def ca_file(self) -> Path | None:
+        return None if self.certificate is None else self.certificate.ca_file
+
+    @property
+    def http(self) -> str:
+        """The HTTP version its clients speak ("1.1" or "2"): the target's."""
+        return self.target.http
 
     @property
     def pid(self) -> int:
@@ -388,10 +431,12 @@ def serve(
     host: str = HOST,
     background_stop: bool = False,
     env: dict[str, str] | None = None,
+    tls: Certificate | None = None,
 ) -> Iterator[RunningServer]:
     """Start target on a free port, wait until ready, and always stop it afterwards.
     ``env``: variables added to this process's environment for the server (the real-I/O
-    services' addresses, ``harness.run.services``).
+    services' addresses, ``harness.run.services``). ``tls``: the run's certificate, to serve
+    TLS with; a target whose row always serves TLS (``Target.tls``) needs it.
 
     Ready: ``/health`` answers 200, every worker the target declares runs and the tree's
     memory has settled (``wait_settled``), all within READY_TIMEOUT_S of the start.
@@ -399,17 +444,31 @@ def serve(
     With ``background_stop`` a server whose block ended normally is stopped in the
     background (``wait_stopped`` waits for it); on an exception it is stopped at once.
     """
+    if target.tls and tls is None:
+        raise ServerError(
+            f"target {target.name} serves only over TLS and needs a certificate "
+            "(harness.run.tls.make_certificate); none was given"
+        )
+    files = None if tls is None else tls.files
+    scheme = "http" if tls is None else "https"
     server = None
     finished = False
     try:
         for attempt in range(1, PORT_ATTEMPTS + 1):
             port = free_port(host)
             environment = {**os.environ, **env} if env else None
-            proc = start_process(target.command(host, port), log_path, cpus, environment)
-            server = RunningServer(target, proc, f"http://{host}:{port}", log_path)
+            proc = start_process(target.command(host, port, files), log_path, cpus, environment)
+            server = RunningServer(target, proc, f"{scheme}://{host}:{port}", log_path, tls)
             try:
                 deadline = time.monotonic() + READY_TIMEOUT_S
-                wait_ready(server.url, proc, log_path, target.name)
+                wait_ready(
+                    server.url,
+                    proc,
+                    log_path,
+                    target.name,
+                    http=target.http,
+                    ca_file=server.ca_file,
+                )
                 wait_settled(proc, target, log_path, deadline)
                 break
             except ServerError:

@@ -32,6 +32,7 @@ from harness.run.scenarios import Scenario, discover
 from harness.run.servers import ServerError, stop_all
 from harness.run.services import Services
 from harness.run.stall import StallPlan
+from harness.run.tls import Certificate, make_certificate
 from harness.run.verify import verify_targets
 from harness.schema import (
     EXIT_FAILED_CELLS,
@@ -155,9 +156,15 @@ def execute(
     services = (
         Services(run_dir, pinning.server_cpus, pinning.generator_cpus, progress) if needs else None
     )
+    # One certificate per run, for every cell served over TLS (a target's row, or a scenario
+    # asking for it); the locust users trust only its CA.
+    certificate = None
+    if any(scenarios[r.cell.scenario].tls or targets[r.cell.target].tls for r in to_run):
+        certificate = make_certificate(run_dir / schema.RAW_DIR / "tls")
+        manifest["tls"] = certificate.to_dict()
     runner = Runner(
         run_dir, manifest, records, scenarios, targets, settings, progress=progress,
-        services=services,
+        services=services, certificate=certificate,
     )  # fmt: skip
     interrupted = False
     started = time.monotonic()
@@ -172,12 +179,14 @@ def execute(
         chosen = [targets[name] for name in dict.fromkeys(r.cell.target for r in records)]
         chosen = [t for t in chosen if t.name in pending]
         if options.verify and chosen:
-            gate(chosen, run_dir, records, manifest, pinning, progress, services)
+            gate(chosen, run_dir, records, manifest, pinning, progress, services, certificate)
         verified = manifest.get("verify", {})
         runnable = [t for t in chosen if verified.get(t.name, {}).get("passed", True)]
         if options.calibrate and runnable and calibrate_again:
             try:
-                manifest["calibration"] = calibrate(runnable, run_dir, settings, progress)
+                manifest["calibration"] = calibrate(
+                    runnable, run_dir, settings, progress, h2_calibration(to_run, scenarios)
+                )
             except (CellError, ServerError) as exc:
                 manifest["calibration"] = None
                 manifest["warnings"].append(f"generator calibration failed: {exc}")
@@ -245,6 +254,17 @@ def run_timing(ran: list[CellRecord], started: float | None) -> Timing:
         "overhead_s": round(overhead, 1),
         "overhead_pct": round(100 * overhead / measured, 1) if measured else 0.0,
     }
+
+
+def h2_calibration(records: list[CellRecord], scenarios: dict[str, Scenario]) -> int | None:
+    """Streams per user to calibrate the HTTP/2 user with (the most any of these cells'
+    scenarios asks for); None when no scenario of them has HTTP/2 users."""
+    streams = [
+        scenarios[r.cell.scenario].streams
+        for r in records
+        if "2" in scenarios[r.cell.scenario].http
+    ]
+    return max(streams) if streams else None
 
 
 def needing(scenarios: dict[str, Scenario], records: list[CellRecord], service: str) -> list[str]:
@@ -337,14 +357,17 @@ def gate(
     pinning: Pinning,
     progress: Progress,
     services: Services | None = None,
+    certificate: Certificate | None = None,
 ) -> None:
     """The verify gate: a target that does not answer like the others is not measured. With
-    the real-I/O services running, their routes are checked too."""
+    the real-I/O services running, their routes are checked too. Each target is checked in
+    its own protocol (HTTP/2, TLS with the run's certificate)."""
     progress(f"verifying {len(chosen)} targets (same answers, /io?ms=50 takes 50 ms)")
     environment = services.environment if services is not None else None
     results = verify_targets(
-        chosen, run_dir / schema.RAW_DIR, pinning.server_cpus, environment=environment
-    )
+        chosen, run_dir / schema.RAW_DIR, pinning.server_cpus, environment=environment,
+        tls=certificate,
+    )  # fmt: skip
     manifest.setdefault("verify", {}).update({n: r.to_dict() for n, r in results.items()})
     for name, result in results.items():
         if result.passed:

@@ -10,7 +10,12 @@ request. Every other target must send the same status, content type and body for
 request; nothing in the probe list is random (the exponential ``/io`` wait is seeded).
 Independently of the reference, each target must get the expected status for every
 request and a JSON content type, so two targets that are wrong the same way still fail.
-Requests use only the standard library: the orchestrator never imports locust.
+The orchestrator never imports locust: requests go through ``harness.run.client``.
+
+Each target is asked in its own protocol: HTTP/2 for a row whose ``http`` is "2" (one that
+answers over HTTP/1.1 instead fails), TLS trusting the run's CA for a row that always serves
+TLS. Plain HTTP/1.1 targets are asked exactly as before, one ``http.client`` connection per
+request, so their timings do not move; the answers of every protocol compare byte for byte.
 
 With the real-I/O services running (``environment``: the GATEBENCH_* variables of each
 target's server, see ``verify_targets``), every target that serves the real-I/O routes is
@@ -22,17 +27,18 @@ compared with the first such target (their own reference), and ``/db?ms=50`` mus
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import statistics
 import time
-import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
+from harness.run import client
 from harness.run.external import Server, attach, is_external
 from harness.run.servers import ServerError, serve, wait_stopped
+from harness.run.tls import Certificate, make_certificate
 from targets import common
 from targets.registry import Target
 
@@ -147,31 +153,47 @@ class CheckError(RuntimeError):
     """A request that got no answer, or a timing request that did not answer 200."""
 
 
-def _send(url: str, request: Request) -> tuple[int, str, bytes]:
+def _send(
+    url: str, request: Request, http: str = "1.1", ca_file: Path | None = None
+) -> tuple[int, str, bytes]:
+    """One request over ``http`` (TLS trusting ``ca_file`` for an https URL)."""
     method, path, body = request
-    parts = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=REQUEST_TIMEOUT_S)
+    headers = {"Content-Type": JSON_TYPE} if body is not None else {}
     try:
-        headers = {"Content-Type": JSON_TYPE} if body is not None else {}
-        conn.request(method, path, body=body, headers=headers)
-        response = conn.getresponse()
-        return response.status, response.getheader("Content-Type", ""), response.read()
-    except (OSError, http.client.HTTPException) as exc:
-        raise CheckError(f"{label(request)}: no answer ({exc!r})") from None
-    finally:
-        conn.close()
+        reply = client.fetch(
+            url,
+            method,
+            path,
+            body,
+            headers,
+            http=http,
+            ca_file=ca_file,
+            timeout_s=REQUEST_TIMEOUT_S,
+        )
+    except client.FetchError as exc:
+        raise CheckError(f"{label(request)}: no answer ({exc.__cause__ or exc!r})") from None
+    expected = client.HTTP_2 if http == "2" else client.HTTP_1_1
+    if reply.http_version != expected:
+        raise CheckError(
+            f"{label(request)}: answered over {reply.http_version}, expected {expected}"
+        )
+    return reply.status, reply.content_type, reply.body
 
 
-def check_server(url: str) -> tuple[list[Answer], float, float]:
-    """Send every request of REQUESTS, then time /io?ms=50 and /io?ms=0 one at a time.
+def check_server(
+    url: str, http: str = "1.1", ca_file: Path | None = None
+) -> tuple[list[Answer], float, float]:
+    """Send every request of REQUESTS, then time /io?ms=50 and /io?ms=0 one at a time, over
+    ``http`` (and TLS trusting ``ca_file`` for an https URL).
 
     Returns the answers, the wait /io?ms=50 adds and the overhead, in ms. The overhead is the
     median wall time of /io?ms=0 (round trip, connection set-up and framework cost of a
     request that does not wait); the wait is the median wall time of /io?ms=50 minus it, so
     that overhead (and a busy machine) does not count against the route's own latency.
     """
-    answers = [(label(r), *_send(url, r)) for r in REQUESTS]
-    waited, overhead = _median_ms(url, IO_PATH), _median_ms(url, IO_BASELINE_PATH)
+    answers = [(label(r), *_send(url, r, http, ca_file)) for r in REQUESTS]
+    waited = _median_ms(url, IO_PATH, http, ca_file)
+    overhead = _median_ms(url, IO_BASELINE_PATH, http, ca_file)
     return answers, waited - overhead, overhead
 
 
@@ -205,24 +227,37 @@ def real_io_expected(requests: list[Request]) -> dict[str, int]:
     return {label(r): expected[label(r)] for r in requests}
 
 
-def check_real_io(url: str, requests: list[Request]) -> tuple[list[Answer], float | None]:
+def check_real_io(
+    url: str, requests: list[Request], http: str = "1.1", ca_file: Path | None = None
+) -> tuple[list[Answer], float | None]:
     """Send the real-I/O probes, then (with the database) time /db?ms=50 and /db?ms=0 one at a
     time: the answers and the wait /db?ms=50 adds (None without the database)."""
-    answers = [(label(r), *_send(url, r)) for r in requests]
+    answers = [(label(r), *_send(url, r, http, ca_file)) for r in requests]
     waited = None
     if any(path.startswith(DB_BASELINE_PATH) for _, path, _ in requests):
-        waited = _median_ms(url, DB_PATH) - _median_ms(url, DB_BASELINE_PATH)
+        waited = _median_ms(url, DB_PATH, http, ca_file) - _median_ms(
+            url, DB_BASELINE_PATH, http, ca_file
+        )
     return answers, waited
 
 
-def _median_ms(url: str, path: str) -> float:
+def _median_ms(url: str, path: str, http: str = "1.1", ca_file: Path | None = None) -> float:
+    """Median wall time of ``GET path``, one request at a time. Over TLS and HTTP/2 on one kept
+    connection, opened by a first request that is not timed (``client.kept_connection``): the
+    run's users pay a handshake once per connection, not per request."""
     times_ms = []
-    for _ in range(IO_SAMPLES):
-        started = time.perf_counter()
-        status, _type, _body = _send(url, ("GET", path, None))
-        times_ms.append((time.perf_counter() - started) * 1000)
-        if status != 200:
-            raise CheckError(f"GET {path}: status {status}, expected 200")
+    try:
+        with client.kept_connection(url, http=http, ca_file=ca_file) as send:
+            if url.startswith("https://") or http == "2":
+                send("GET", path)  # the connection and its TLS handshake
+            for _ in range(IO_SAMPLES):
+                started = time.perf_counter()
+                status = send("GET", path).status
+                times_ms.append((time.perf_counter() - started) * 1000)
+                if status != 200:
+                    raise CheckError(f"GET {path}: status {status}, expected 200")
+    except client.FetchError as exc:
+        raise CheckError(f"GET {path}: no answer ({exc})") from None
     return statistics.median(times_ms)
 
 
@@ -292,13 +327,39 @@ def io_problem(io_ms: float, path: str = IO_PATH, baseline: str = IO_BASELINE_PA
 
 
 def _serve(
-    target: Target, log: Path, server_cpus: Sequence[int] | None, env: dict[str, str]
+    target: Target,
+    log: Path,
+    server_cpus: Sequence[int] | None,
+    env: dict[str, str],
+    tls: Certificate | None,
 ) -> contextlib.AbstractContextManager[Server]:
     if is_external(target):
         return attach(target)
-    if env:  # only then: a server of the plain routes starts exactly as before
-        return serve(target, log, server_cpus, background_stop=True, env=env)
-    return serve(target, log, server_cpus, background_stop=True)
+    # Only what is given: a plain server of the plain routes starts exactly as before.
+    options: _ServeOptions = {}
+    if env:
+        options["env"] = env
+    if tls is not None:
+        options["tls"] = tls
+    return serve(target, log, server_cpus, background_stop=True, **options)
+
+
+class _ServeOptions(TypedDict, total=False):
+    env: dict[str, str]
+    tls: Certificate
+
+
+class _Protocol(TypedDict, total=False):
+    """How a target is asked, when not in plain HTTP/1.1 (``check_server``'s arguments)."""
+
+    http: str
+    ca_file: Path | None
+
+
+def _protocol(target: Target, tls: Certificate | None) -> _Protocol:
+    if target.http == "1.1" and tls is None:
+        return {}  # plain HTTP/1.1: asked exactly as before
+    return {"http": target.http, "ca_file": None if tls is None else tls.ca_file}
 
 
 def verify_targets(
@@ -306,13 +367,21 @@ def verify_targets(
     log_dir: Path,
     server_cpus: Sequence[int] | None,
     environment: Environment | None = None,
+    tls: Certificate | None = None,
 ) -> dict[str, VerifyResult]:
     """Start each target in turn, probe it, then judge all of them; keyed by target name.
 
     ``environment``: the real-I/O services, as the arguments of ``Target.environment``
     (``{"database_dsn": ..., "upstream_url": ...}``, empty for a service not there) or a
     function giving a target's variables (``Services.environment``); None: no real-I/O
-    checks, and servers start without their variables."""
+    checks, and servers start without their variables.
+
+    ``tls``: the run's certificate, which the targets whose row always serves TLS are served
+    and checked with; without one, and such a target among ``targets``, a certificate is made
+    for the gate alone in ``log_dir/tls``. Every other target is checked as its row says, in
+    plain text."""
+    if tls is None and any(t.tls and not is_external(t) for t in targets):
+        tls = make_certificate(log_dir / "tls")
     results: dict[str, VerifyResult] = {}
     answers: dict[str, list[Answer]] = {}
     real_io: dict[str, list[Answer]] = {}
@@ -322,15 +391,21 @@ def verify_targets(
         env = server_environment(target, environment)
         extra = asked[target.name] = real_io_requests(target, env)
         result.requests = len(REQUESTS) + len(extra)
+        certificate = tls if target.tls else None
+        protocol = _protocol(target, certificate)
         try:
             log = log_dir / f"verify__{target.name}.log"
-            with _serve(target, log, server_cpus, env) as server:
+            with _serve(target, log, server_cpus, env, certificate) as server:
                 wait_stopped()  # the previous target is gone before this one is timed
                 try:
-                    answered, result.io_ms, result.io_overhead_ms = check_server(server.url)
+                    answered, result.io_ms, result.io_overhead_ms = check_server(
+                        server.url, **protocol
+                    )
                     answers[target.name] = answered
                     if extra:
-                        real_io[target.name], result.db_ms = check_real_io(server.url, extra)
+                        real_io[target.name], result.db_ms = check_real_io(
+                            server.url, extra, **protocol
+                        )
                 except CheckError as exc:
                     where = f"; see its log {server.log_path}" if server.log_path else ""
                     result.problems.append(f"{exc}{where}")
