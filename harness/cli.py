@@ -24,9 +24,10 @@ from types import FrameType
 from typing import Any
 
 from harness import schema
+from harness.loadgen.link import HTTP_VERSIONS
 from harness.run import scenarios as scenario_module
 from harness.run.cpus import choose_pinning, usable_cpus
-from harness.run.external import EXTERNAL_NAME, INTERFACES, parse_url
+from harness.run.external import EXTERNAL_NAME, INTERFACES, parse_url, read_ca
 from harness.run.generators import parse_master
 from harness.run.network import MAX_NET_DELAY_MS, delay_device
 from harness.run.plan import RunOptions, parse_override
@@ -100,11 +101,23 @@ def build_parser() -> ArgumentParser:
     )
     run.add_argument(
         "--url",
-        metavar="http://HOST:PORT",
+        metavar="http(s)://HOST:PORT",
         help="benchmark a server gatebench did not start (e.g. one of `serve`), target "
         f"{EXTERNAL_NAME}; its CPU and memory are not measured",
     )
     run.add_argument("--slots", help="with --url: requests the server holds at once, for the bound")
+    run.add_argument(
+        "--ca",
+        metavar="FILE",
+        help="with an https --url: the CA certificate (PEM) its certificate chains to; the "
+        "users verify the server against it",
+    )
+    run.add_argument(
+        "--http",
+        metavar="VERSION",
+        help="with --url: the HTTP version the server speaks, 1.1 (default) or 2 (the h2 "
+        "scenario speaks HTTP/2 to it: h2c over http://, ALPN over https://)",
+    )
     run.add_argument("--interface", help="with --url: wsgi or asgi, for the labels and ratios")
     run.add_argument(
         "--allow-remote",
@@ -288,7 +301,8 @@ def _external_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.url is None:
         for option, value in (("--slots", args.slots), ("--interface", args.interface),
                               ("--allow-remote", args.allow_remote),
-                              ("--net-delay", args.net_delay)):  # fmt: skip
+                              ("--net-delay", args.net_delay), ("--ca", args.ca),
+                              ("--http", args.http)):  # fmt: skip
             if value not in (None, False):
                 raise UsageError(
                     f"{option} goes with --url only (the targets gatebench starts describe "
@@ -306,8 +320,22 @@ def _external_options(args: argparse.Namespace) -> dict[str, Any]:
     if interface is not None and interface not in INTERFACES:
         raise UsageError(f"--interface: unknown {interface!r}; choose from {', '.join(INTERFACES)}")
     url = parse_url(args.url, args.allow_remote)
+    http = args.http or "1.1"
+    if http not in HTTP_VERSIONS:
+        raise UsageError(f"--http {http}: expected one of {', '.join(HTTP_VERSIONS)}")
+    if url.startswith("https://") and args.ca is None:
+        raise UsageError(
+            f"--url {url}: add --ca FILE, the CA certificate (PEM) its certificate chains to "
+            "(gatebench verifies the server, as a client would)"
+        )
+    if args.ca is not None and not url.startswith("https://"):
+        raise UsageError(f"--ca goes with an https:// --url only (got {url})")
+    if args.ca is not None:
+        read_ca(Path(args.ca))  # readable and PEM, or one line now
     return {
         "url": url,
+        "url_http": http,
+        "url_ca": None if args.ca is None else str(Path(args.ca).resolve()),
         "slots": parse_positive_int(args.slots, "--slots") if args.slots is not None else None,
         "interface": interface,
         "targets": (EXTERNAL_NAME,),

@@ -85,6 +85,12 @@ class Target:
         return self.workers
 
     @property
+    def tls_on_demand(self) -> bool:
+        """Whether gatebench can serve it over TLS when a scenario asks (settings "tls"): it
+        starts the server, with the run's certificate."""
+        return True
+
+    @property
     def serves_real_io(self) -> bool:
         """Whether the app serves /db, /db/items and /upstream (common.REAL_IO_ROUTES)."""
         return self.pool is not None

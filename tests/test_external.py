@@ -57,8 +57,7 @@ def test_a_remote_host_needs_allow_remote(url: str) -> None:
 @pytest.mark.parametrize(
     ("url", "words"),
     [
-        ("https://127.0.0.1:8443", "https is not supported yet"),
-        ("ftp://127.0.0.1:21", "expected http://HOST:PORT"),
+        ("ftp://127.0.0.1:21", "expected http://HOST:PORT or https://HOST:PORT"),
         ("http://127.0.0.1", "both host and port"),
         ("http://:8000", "both host and port"),
         ("http://127.0.0.1:99999", "not a URL"),
@@ -103,7 +102,12 @@ def test_attaching_to_nothing_is_one_line_and_samples_no_server() -> None:
     ("args", "words"),
     [
         (["--url", "http://10.1.2.3:8000"], ("host 10.1.2.3", "--allow-remote")),
-        (["--url", "https://127.0.0.1:8000"], ("https is not supported yet",)),
+        (["--url", "https://127.0.0.1:8000"], ("add --ca FILE", "verifies the server")),
+        (["--url", "http://127.0.0.1:8000", "--ca", "/etc/hostname"], ("--ca goes with",)),
+        (["--url", "https://127.0.0.1:8000", "--ca", "/etc/hostname"], ("not a PEM",)),
+        (["--url", "https://127.0.0.1:8000", "--ca", "/no/such.pem"], ("cannot be read",)),
+        (["--url", "http://127.0.0.1:8000", "--http", "3"], ("--http 3", "1.1, 2")),
+        (["--ca", "/etc/hostname"], ("--ca goes with --url",)),
         (["--url", "http://127.0.0.1"], ("both host and port",)),
         (["--url", "http://127.0.0.1:8000", "--targets", "fastapi-uvicorn"], ("--targets",)),
         (["--url", "http://127.0.0.1:8000", "--set", "flask-gunicorn-sync.workers=2"], ("--set",)),
@@ -176,3 +180,52 @@ def test_run_url_benchmarks_a_server_it_did_not_start(served: str, tmp_path: Pat
     report = (run_dir / "report.md").read_text()
     assert "server CPU and memory were not measured" in report
     assert f"the target at {served} was not started by gatebench" in report
+
+
+@pytest.mark.e2e
+def test_run_url_over_https_and_http2_verifies_with_the_given_ca(tmp_path: Path) -> None:
+    """``serve fastapi-granian-h2`` (HTTP/2 over TLS only, its own certificate) and
+    ``run --url https://... --ca ITS_CA --http 2``: the h2 scenario speaks h2 to it, verified
+    against that CA; the tls scenario (FastHttpUser, HTTP/1.1) is left out."""
+    port = free_port()
+    output = tmp_path / "serve.out"
+    with open(output, "wb") as handle:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "harness", "serve", "fastapi-granian-h2", "--port", str(port)],
+            cwd=PROJECT, stdout=handle, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while " ready at " not in output.read_text():
+            assert proc.poll() is None, output.read_text()
+            assert time.monotonic() < deadline, "serve was not ready within 30 s"
+            time.sleep(0.1)
+        ready = output.read_text().split(" ready at ", 1)[1]
+        url = ready.split()[0]
+        ca = ready.split("trust ", 1)[1].split(";", 1)[0]
+        assert url == f"https://127.0.0.1:{port}" and Path(ca).is_file()
+        run_dir = tmp_path / "run"
+        done = run_harness(
+            "run", "--url", url, "--ca", ca, "--http", "2", "--scenarios", "h2,tls",
+            "--users", "4", "--duration", "1", "--warmup", "0.5", "--no-calibrate",
+            "--out", str(run_dir),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        # tls's users (FastHttpUser) speak HTTP/1.1 only: left out, and said so
+        assert "scenario tls has users speaking HTTP/1.1, not the HTTP/2 of external" in (
+            done.stderr + done.stdout
+        )
+        with open(run_dir / "summary.csv", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        assert [(r["scenario"], r["status"]) for r in rows] == [("h2", "ok")]
+        row = rows[0]
+        assert row["protocol"] == "h2" and row["tls"] == "True" and row["failures"] == "0"
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        assert manifest["verify"][EXTERNAL_NAME]["passed"] is True
+        assert manifest["targets"][EXTERNAL_NAME]["ca_file"] == ca
+        assert "tls" not in manifest  # gatebench made no certificate: the server has its own
+        go = json.loads((run_dir / "raw" / row["cell_id"] / "go.json").read_text())
+        assert go["link"]["ca_pem"] == Path(ca).read_text() and go["link"]["http"] == "2"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)

@@ -205,3 +205,21 @@ def test_schema_7_appends_the_protocol_columns_last() -> None:
     assert schema.SCHEMA_VERSION == 7
     assert schema.SUMMARY_COLUMNS[-4:] == ("tls", "connection", "streams", "client")
     assert schema.SUMMARY_COLUMNS.index("tls") > schema.SUMMARY_COLUMNS.index("pool_total")
+
+
+def test_tls_is_not_switched_on_for_a_server_gatebench_did_not_start() -> None:
+    from harness.run.external import external_target
+
+    scenarios = {"tls": _scenario("tls", tls=True), "health": _scenario("health")}
+    plain = external_target("http://127.0.0.1:8000")
+    cells = _cells("tls", ["external"]) + _cells("health", ["external"])
+    kept, notes = served_cells(cells, scenarios, {"external": plain})
+    assert [c.scenario for c in kept] == ["health"]
+    assert notes == [
+        "scenario tls asks for TLS, which external (not started by gatebench) does not "
+        "serve: left out"
+    ]
+    served_tls = external_target("https://127.0.0.1:8443", ca_file="/tmp/ca.pem")
+    assert served_tls.tls and not served_tls.tls_on_demand
+    kept, notes = served_cells(cells, scenarios, {"external": served_tls})
+    assert len(kept) == 2 and notes == []

@@ -13,6 +13,7 @@ the legends sit under the panels, so they never hide a bar.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -119,7 +120,14 @@ def _cost_panel(ax: Axes, found: CostTable) -> None:
 
 def _h2_panel(ax: Axes, scenario: H2Scenario) -> None:
     medians = scenario.medians.sort_values(["target", "users"])
-    targets = sorted(set(medians["target"]))
+    first = medians.groupby("target").first()
+
+    def twins_together(target: str) -> tuple[str, bool, bool]:
+        """A server's rows side by side: HTTP/1.1 first, then h2; plain before TLS."""
+        stem = re.sub(r"-(h2c|h2|tls)$", "", target)
+        return stem, bool(first.loc[target, "protocol"] == H2), bool(first.loc[target, "tls"])
+
+    targets = sorted(set(medians["target"]), key=twins_together)
     levels = sorted(set(medians["users"]) | set(scenario.rows["users"].dropna().astype(float)))
     width = 0.8 / max(len(levels), 1)
     for _, row in medians.iterrows():

@@ -16,13 +16,12 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import socket
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.run import client
 from harness.run.plan import RunOptions, apply_overrides
 from harness.run.servers import RunningServer, ServerError, accepts
 from harness.units import UsageError
@@ -53,10 +52,8 @@ def parse_url(url: str, allow_remote: bool = False) -> str:
         port = parts.port
     except ValueError as exc:
         raise UsageError(f"--url {url}: not a URL ({exc})") from None
-    if parts.scheme == "https":
-        raise UsageError(f"--url {url}: https is not supported yet (issue 16); use http://")
-    if parts.scheme != "http":
-        raise UsageError(f"--url {url}: expected http://HOST:PORT")
+    if parts.scheme not in ("http", "https"):
+        raise UsageError(f"--url {url}: expected http://HOST:PORT or https://HOST:PORT")
     host = parts.hostname
     if not host or port is None or port == 0:
         raise UsageError(f"--url {url}: expected http://HOST:PORT with both host and port")
@@ -78,7 +75,7 @@ def parse_url(url: str, allow_remote: bool = False) -> str:
                 "host on purpose add --allow-remote"
             )
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}"
+    return f"{parts.scheme}://{shown}:{port}"
 
 
 @dataclass(frozen=True)
@@ -87,6 +84,7 @@ class ExternalTarget(Target):
 
     url: str = ""
     given_slots: int | None = None  # --slots: requests it holds at once, if the user knows
+    ca_file: Path | None = None  # https: the CA its certificate chains to (--ca)
 
     def __post_init__(self) -> None:  # its concurrency is unknown: no CONCURRENCY check
         return
@@ -98,13 +96,25 @@ class ExternalTarget(Target):
     def command(self, host: str, port: int, tls: TlsFiles | None = None) -> list[str]:
         raise ServerError(f"target {self.name} at {self.url} was not started by gatebench")
 
+    @property
+    def tls_on_demand(self) -> bool:
+        return False  # it serves TLS or not as it was started
+
     def settings(self) -> dict[str, object]:
-        return {**super().settings(), "url": self.url, "external": True}
+        ca = None if self.ca_file is None else str(self.ca_file)
+        return {**super().settings(), "url": self.url, "external": True, "ca_file": ca}
 
 
-def external_target(url: str, slots: int | None = None, interface: str | None = None) -> Target:
+def external_target(
+    url: str,
+    slots: int | None = None,
+    interface: str | None = None,
+    http: str = "1.1",
+    ca_file: str | None = None,
+) -> Target:
     """The target entry of ``run --url``; interface "unknown" unless given (then it stays out
-    of the ASGI/WSGI ratios, which pair "asgi" with "wsgi" targets only)."""
+    of the ASGI/WSGI ratios, which pair "asgi" with "wsgi" targets only). An https URL serves
+    TLS, verified against ``ca_file``; ``http`` is the version it speaks (--http)."""
     bound = f"{slots} requests at once (--slots)" if slots else "slots unknown (no --slots)"
     return ExternalTarget(
         name=EXTERNAL_NAME,
@@ -119,6 +129,9 @@ def external_target(url: str, slots: int | None = None, interface: str | None = 
         description=f"a server at {url}, not started by gatebench: {bound}",
         url=url,
         given_slots=slots,
+        http=http,
+        tls=url.startswith("https://"),
+        ca_file=None if ca_file is None else Path(ca_file),
     )
 
 
@@ -126,7 +139,9 @@ def run_targets(options: RunOptions) -> dict[str, Target]:
     """The targets a run may use: the external one alone with --url, else the registry's
     (with the run's --set overrides)."""
     if options.url is not None:
-        target = external_target(options.url, options.slots, options.interface)
+        target = external_target(
+            options.url, options.slots, options.interface, options.url_http, options.url_ca
+        )
         return {target.name: target}
     return apply_overrides(TARGETS, options.overrides)
 
@@ -136,14 +151,17 @@ class AttachedServer:
 
     pid: int | None = None
     log_path: Path | None = None
-    ca_pem: str | None = None  # --url: an https URL is refused (the CA is not gatebench's)
 
     def __init__(self, target: ExternalTarget) -> None:
         self.target = target
         self.url = target.url
         parts = urllib.parse.urlsplit(self.url)
         self.host = parts.hostname or ""
-        self.port = int(parts.port or 80)
+        self.port = int(parts.port or (443 if parts.scheme == "https" else 80))
+        self.tls = target.tls
+        self.http = target.http
+        self.ca_file = target.ca_file  # https: the users trust this CA (--ca)
+        self.ca_pem = read_ca(target.ca_file) if target.ca_file is not None else None
 
     def alive(self) -> bool:
         """Whether it still accepts connections (a TCP connect, no request)."""
@@ -168,16 +186,27 @@ def attach(target: Target) -> Iterator[AttachedServer]:
         raise TypeError(f"target {target.name} is not external: serve it")
     url = f"{target.url}/health"
     try:
-        with urllib.request.urlopen(url, timeout=HEALTH_TIMEOUT_S) as response:
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        status = exc.code
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
+        status = client.fetch(
+            target.url, "GET", "/health", http=target.http, ca_file=target.ca_file,
+            timeout_s=HEALTH_TIMEOUT_S,
+        ).status  # fmt: skip
+    except OSError as exc:
+        reason = exc.__cause__ or exc
         raise ServerError(f"the server at {target.url} does not answer ({reason})") from None
     if status != 200:
         raise ServerError(f"the server at {target.url} answered {url} with HTTP {status}")
     yield AttachedServer(target)
+
+
+def read_ca(path: Path) -> str:
+    """The PEM text of an https --url's CA (--ca), or a one-line UsageError."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--ca {path}: cannot be read ({exc})") from None
+    if "BEGIN CERTIFICATE" not in text:
+        raise UsageError(f"--ca {path}: not a PEM certificate (no BEGIN CERTIFICATE)")
+    return text
 
 
 def sampled_roles(server: Server, generator_pids: int | list[int]) -> dict[str, int | list[int]]:

@@ -43,6 +43,8 @@ class RunOptions:
     url: str | None = None
     slots: int | None = None
     interface: str | None = None
+    url_http: str = "1.1"  # --http: the HTTP version the server at --url speaks
+    url_ca: str | None = None  # --ca: the CA file an https --url's certificate chains to
     # Several load generators (harness.run.generators): local locust workers (None: one plain
     # locust process, or none beside external ones), workers joining from other hosts, and
     # the master's HOST[:PORT] for them.
@@ -191,6 +193,8 @@ def served_cells(
         scenario, target = scenarios[cell.scenario], targets[cell.target]
         if scenario.needs is not None and not target.serves_real_io:
             why = f"needs the {scenario.needs} routes, which {{}} {{verb}} not serve"
+        elif scenario.tls and not target.tls and not target.tls_on_demand:
+            why = "asks for TLS, which {} (not started by gatebench) {verb} not serve"
         elif target.http not in scenario.http:
             speaks = " or ".join(f"HTTP/{v}" for v in scenario.http)
             why = f"has users speaking {speaks}, not the HTTP/{target.http} of {{}}"

@@ -159,7 +159,8 @@ def execute(
     # One certificate per run, for every cell served over TLS (a target's row, or a scenario
     # asking for it); the locust users trust only its CA.
     certificate = None
-    if any(scenarios[r.cell.scenario].tls or targets[r.cell.target].tls for r in to_run):
+    served = [(targets[r.cell.target], scenarios[r.cell.scenario]) for r in to_run]
+    if any(t.tls_on_demand and (t.tls or s.tls) for t, s in served):  # --url: its own
         certificate = make_certificate(run_dir / schema.RAW_DIR / "tls")
         manifest["tls"] = certificate.to_dict()
     runner = Runner(

@@ -357,6 +357,8 @@ class _Protocol(TypedDict, total=False):
 
 
 def _protocol(target: Target, tls: Certificate | None) -> _Protocol:
+    if is_external(target) and target.tls:  # an https --url: its own CA (--ca)
+        return {"http": target.http, "ca_file": getattr(target, "ca_file", None)}
     if target.http == "1.1" and tls is None:
         return {}  # plain HTTP/1.1: asked exactly as before
     return {"http": target.http, "ca_file": None if tls is None else tls.ca_file}
@@ -391,7 +393,7 @@ def verify_targets(
         env = server_environment(target, environment)
         extra = asked[target.name] = real_io_requests(target, env)
         result.requests = len(REQUESTS) + len(extra)
-        certificate = tls if target.tls else None
+        certificate = tls if target.tls and not is_external(target) else None
         protocol = _protocol(target, certificate)
         try:
             log = log_dir / f"verify__{target.name}.log"
