@@ -494,7 +494,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"gatebench: warning: binding {args.host}, not loopback only", file=sys.stderr)
     port = args.port or free_port(args.host)
     # A TLS row (h2 by ALPN) gets a fresh certificate; clients trust its CA file.
-    certificate = make_certificate(log.parent / f"serve-{target.name}-tls") if target.tls else None
+    folder = log.parent.resolve() / f"serve-{target.name}-tls"  # printed: absolute
+    certificate = make_certificate(folder) if target.tls else None
     url = f"{'https' if certificate else 'http'}://{args.host}:{port}"
     cpus = _serve_cpus(args.cpus)
     _catch_interrupts()  # before the server starts: a SIGTERM now must still stop it

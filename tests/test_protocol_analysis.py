@@ -388,3 +388,42 @@ def test_an_h2_row_without_a_twin_is_named(run_dir: Path) -> None:
     assert (
         f"{GRANIAN_H2C}: no HTTP/1.1 twin (same framework, server and workers)" in scenario.left_out
     )
+
+
+def test_a_server_without_keep_alive_is_set_aside_where_it_would_mislead() -> None:
+    """gunicorn's sync worker closes every connection itself: its `health` already opens one
+    per request, so its `tls` cells pay a TLS handshake per request (not TLS on a kept
+    connection) and its `newconn` cells change nothing: neither goes into those ranges."""
+    from harness.report.protocol import kind_sentence
+    from harness.results.protocol import CostTable
+
+    def row(target: str, scenario: str, tls: bool, connection: str, conns: float,
+            extra: float | None) -> dict[str, Any]:  # fmt: skip
+        return {"target": target, "scenario": scenario, "tls": tls, "connection": connection,
+                "connections_per_request": conns, "extra_us": extra,
+                "baseline": scenario == "health"}  # fmt: skip
+
+    sync, uvicorn = "flask-gunicorn-sync", UVICORN
+    table = CostTable(pd.DataFrame([
+        row(sync, "health", False, "keep-alive", 1.0, None),
+        row(sync, "tls", True, "keep-alive", 1.0, 1361.0),
+        row(sync, "newconn", False, "close", 1.0, -94.0),
+        row(sync, "newconn_tls", True, "close", 1.0, 1353.0),
+        row(uvicorn, "health", False, "keep-alive", 0.0, None),
+        row(uvicorn, "tls", True, "keep-alive", 0.0, 8.0),
+        row(uvicorn, "newconn", False, "close", 1.0, 72.0),
+        row(uvicorn, "newconn_tls", True, "close", 1.0, 473.0),
+    ]))  # fmt: skip
+    costs = {c.kind: c for c in kind_costs(table)}
+    tls = costs["TLS, keep-alive"]
+    assert tls.extras == {uvicorn: 8.0} and tls.not_kept == {sync: 1.0}
+    newconn = costs["a new connection per request"]
+    assert newconn.extras == {uvicorn: 72.0} and newconn.unchanged == [sync]
+    handshake = costs["a new TLS connection per request"]  # a handshake either way: counted
+    assert handshake.extras == {sync: 1353.0, uvicorn: 473.0}
+    text = kind_sentence(tls)
+    assert text.startswith("TLS, keep-alive adds 8.0 µs of server CPU per request over `health`")
+    assert f"Not counted for TLS, keep-alive: {sync} (1.00)" in text
+    assert f"{sync}, whose `health` already opened a connection per request" in (
+        kind_sentence(newconn)
+    )

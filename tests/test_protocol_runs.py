@@ -77,6 +77,7 @@ def test_a_new_connection_per_request_costs_throughput(reuse_run: SharedRun) -> 
 
 
 @pytest.mark.e2e
+@pytest.mark.solo  # reads the solo test's run: in the parallel phase it would be made twice
 def test_tls_cells_used_the_runs_own_certificate(reuse_run: SharedRun) -> None:
     assert reuse_run.done.returncode == 0, reuse_run.done.stderr
     manifest = json.loads((reuse_run.run_dir / schema.MANIFEST_FILE).read_text())

@@ -69,9 +69,22 @@ def _range(values: list[float]) -> str:
 def kind_sentence(cost: KindCost) -> str:
     """ "TLS, keep-alive adds 35–60 µs of server CPU per request over `health` (least:
     a 35, most: b 60)." and, for new connections, whether the generator really opened one."""
-    if not cost.extras:
-        return ""
     what = cost.kind[0].upper() + cost.kind[1:]
+    unkept = ""
+    if cost.not_kept:
+        shown = ", ".join(f"{t} ({fmt(c, 2)})" for t, c in sorted(cost.not_kept.items()))
+        unkept = (
+            f" Not counted for {cost.kind}: {shown}, whose server closes every connection "
+            "itself (connections per request in brackets), so these cells paid a new "
+            "connection, and its handshakes, on every request."
+        )
+    if cost.unchanged:
+        unkept += (
+            f" Not counted for {cost.kind}: {', '.join(cost.unchanged)}, whose `{BASELINE}` "
+            "already opened a connection per request (its server keeps none alive)."
+        )
+    if not cost.extras:
+        return unkept.strip()
     values = list(cost.extras.values())
     if min(values) >= 0:
         text = f"{what} adds {_range(values)} of server CPU per request over `{BASELINE}`"
@@ -90,7 +103,7 @@ def kind_sentence(cost: KindCost) -> str:
     elif len(cost.extras) == 1:
         (only,) = cost.extras
         text += f" on {only}"
-    text += "."
+    text += "." + unkept
     if cost.connection == CLOSE:
         kept = sorted(t for t, c in cost.connections.items() if c < 0.9)
         if kept:

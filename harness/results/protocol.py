@@ -41,6 +41,7 @@ CLOSE = "close"
 HTTPX = "httpx"  # the HTTP/2 user's client (harness.loadgen.h2)
 H2 = "h2"  # summary "protocol" of requests that went over HTTP/2
 US_PER_S = 1e6
+NOT_KEPT = 0.9  # connections per request from which a "keep-alive" cell kept none (no keep-alive)
 COST_FIGURES = ["rps", "cpu_us", "connections_per_request", "server_cpu_pct"]
 H2_FIGURES = ["rps", "p50_ms", "p99_ms", "cpu_us", "generator_cpu_pct", "connections_per_request"]
 H2_FIGURES += ["server_cpu_pct"]
@@ -200,6 +201,13 @@ class KindCost:
     connection: str
     extras: dict[str, float]  # target -> extra µs per request (targets with a baseline)
     connections: dict[str, float]  # target -> connections per request measured
+    # keep-alive variants: targets that closed every connection themselves (a server without
+    # keep-alive: ~1 connection per request), whose cells paid a handshake per request; they
+    # are not in ``extras``
+    not_kept: dict[str, float] = field(default_factory=dict)
+    # plain-TCP new-connection variants: targets whose baseline already opened a connection per
+    # request (no keep-alive), so the variant changed nothing to compare; not in ``extras``
+    unchanged: list[str] = field(default_factory=list)
 
     @property
     def kind(self) -> str:
@@ -209,6 +217,12 @@ class KindCost:
 def kind_costs(table: CostTable) -> list[KindCost]:
     """Per variant present, each target's extra µs per request (the sentence's figures)."""
     found = []
+    baseline = table.rows[table.rows["baseline"]]
+    unkept_base = {
+        str(r["target"])
+        for _, r in baseline.iterrows()
+        if not missing(r["connections_per_request"]) and r["connections_per_request"] >= NOT_KEPT
+    }
     for tls, connection in table.kinds:
         rows = table.rows[
             ~table.rows["baseline"]
@@ -225,7 +239,15 @@ def kind_costs(table: CostTable) -> list[KindCost]:
             for _, r in rows.iterrows()
             if not missing(r["connections_per_request"])
         }
-        found.append(KindCost(tls, connection, extras, connections))
+        not_kept = {}
+        if connection == KEEP_ALIVE:
+            not_kept = {t: c for t, c in connections.items() if c >= NOT_KEPT}
+            extras = {t: v for t, v in extras.items() if t not in not_kept}
+        unchanged = []
+        if connection != KEEP_ALIVE and not tls:
+            unchanged = sorted(t for t in extras if t in unkept_base)
+            extras = {t: v for t, v in extras.items() if t not in unkept_base}
+        found.append(KindCost(tls, connection, extras, connections, not_kept, unchanged))
     return found
 
 
