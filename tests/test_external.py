@@ -186,7 +186,8 @@ def test_run_url_benchmarks_a_server_it_did_not_start(served: str, tmp_path: Pat
 def test_run_url_over_https_and_http2_verifies_with_the_given_ca(tmp_path: Path) -> None:
     """``serve fastapi-granian-h2`` (HTTP/2 over TLS only, its own certificate) and
     ``run --url https://... --ca ITS_CA --http 2``: the h2 scenario speaks h2 to it, verified
-    against that CA; the tls scenario (FastHttpUser, HTTP/1.1) is left out."""
+    against that CA, and its ceiling calibrated there; the tls scenario (FastHttpUser, HTTP/1.1)
+    is left out."""
     port = free_port()
     output = tmp_path / "serve.out"
     with open(output, "wb") as handle:
@@ -207,8 +208,7 @@ def test_run_url_over_https_and_http2_verifies_with_the_given_ca(tmp_path: Path)
         run_dir = tmp_path / "run"
         done = run_harness(
             "run", "--url", url, "--ca", ca, "--http", "2", "--scenarios", "h2,tls",
-            "--users", "4", "--duration", "1", "--warmup", "0.5", "--no-calibrate",
-            "--out", str(run_dir),
+            "--users", "4", "--duration", "1", "--warmup", "0.5", "--out", str(run_dir),
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         # tls's users (FastHttpUser) speak HTTP/1.1 only: left out, and said so
@@ -224,6 +224,10 @@ def test_run_url_over_https_and_http2_verifies_with_the_given_ca(tmp_path: Path)
         assert manifest["verify"][EXTERNAL_NAME]["passed"] is True
         assert manifest["targets"][EXTERNAL_NAME]["ca_file"] == ca
         assert "tls" not in manifest  # gatebench made no certificate: the server has its own
+        # the HTTP/2 user's ceiling, calibrated on the server itself, over its TLS
+        calibration = manifest["calibration"]
+        assert calibration["h2"]["http"] == "2" and calibration["h2"]["rps"] > 0
+        assert float(row["generator_ceiling_rps"]) == pytest.approx(calibration["h2"]["rps"])
         go = json.loads((run_dir / "raw" / row["cell_id"] / "go.json").read_text())
         assert go["link"]["ca_pem"] == Path(ca).read_text() and go["link"]["http"] == "2"
     finally:

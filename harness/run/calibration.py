@@ -99,9 +99,17 @@ def h2_client(streams: int) -> Client:
     return Client("httpx", CALIBRATION_H2_USER, users, "calibration_h2", streams, "2")
 
 
+def _reachable(target: Target) -> bool:
+    """Whether the calibration can use it: plain, or an https --url (its own CA); the TLS rows
+    gatebench starts are served with the run's certificate, which the calibration does not
+    make."""
+    return not target.tls or is_external(target)
+
+
 def h2_target(targets: list[Target]) -> Target | None:
-    """The target to calibrate the HTTP/2 user on: an h2c one (no TLS), granian first."""
-    h2c = [t for t in targets if t.http == "2" and not t.tls]
+    """The target to calibrate the HTTP/2 user on: an h2c one (no TLS), granian first (an https
+    --url speaking HTTP/2: itself)."""
+    h2c = [t for t in targets if t.http == "2" and _reachable(t)]
     return next((t for t in h2c if t.name in H2_CALIBRATION_TARGETS), h2c[0] if h2c else None)
 
 
@@ -115,7 +123,7 @@ def calibrate(
     """The generator's ceiling with FastHttpUser; with ``h2_streams`` (the run has HTTP/2
     scenarios), also the HTTP/2 user's, under "h2" (on an h2c target of the run, or over
     HTTP/1.1 on the FastHttpUser's target when the run has none)."""
-    plain = [t for t in targets if t.http == "1.1" and not t.tls]  # what FastHttpUser speaks
+    plain = [t for t in targets if t.http == "1.1" and _reachable(t)]  # FastHttpUser's
     target = next((t for t in plain if t.name in CALIBRATION_TARGETS), plain[0] if plain else None)
     h2: Calibration | None = None
     if h2_streams is not None or target is None:
@@ -150,7 +158,6 @@ def measure(
     plain = CellSettings(settings.pinning)
     cells = [(replace(cell, users=client.users), folder) for cell, folder in cells]
     generator = Generator(CALIBRATION_FILE, (client.user,), cells, plain)
-    link = Link(http=client.http, streams=client.streams).to_dict()
     runs_rps: list[float] = []
     generator_cpus: list[float] = []
     server_cpus: list[float] = []
@@ -163,8 +170,11 @@ def measure(
         ) as server:
             sampler = Sampler(sampled_roles(server, generator.pid))
             with sampler:
+                link = Link(http=client.http, ca_pem=server.ca_pem, streams=client.streams)
                 for index, (cell, cell_dir) in enumerate(cells):
-                    result = run_stage(cell, cell_dir, server, generator, sampler, plain, link)
+                    result = run_stage(
+                        cell, cell_dir, server, generator, sampler, plain, link.to_dict()
+                    )
                     runs_rps.append(result["successes"] / result["duration_s"])
                     samples = read_rows(cell_dir / schema.RESOURCES_FILE)
                     window = (result["window_start"], result["window_end"])
