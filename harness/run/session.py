@@ -162,7 +162,7 @@ def execute(
     served = [(targets[r.cell.target], scenarios[r.cell.scenario]) for r in to_run]
     if any(t.tls_on_demand and (t.tls or s.tls) for t, s in served):  # --url: its own
         certificate = make_certificate(run_dir / schema.RAW_DIR / "tls")
-        manifest["tls"] = certificate.to_dict()
+        manifest["tls"] = certificate.to_dict(base=run_dir)
     runner = Runner(
         run_dir, manifest, records, scenarios, targets, settings, progress=progress,
         services=services, certificate=certificate,

@@ -41,13 +41,20 @@ class Certificate:
         """What a server command takes (``Target.command``)."""
         return TlsFiles(certfile=self.certfile, keyfile=self.keyfile)
 
-    def to_dict(self) -> dict[str, object]:
-        """What the manifest records: where the files are and what names the certificate
-        holds (never the key itself)."""
+    def to_dict(self, base: Path | None = None) -> dict[str, object]:
+        """What the manifest records: where the files are (relative to ``base``, the run
+        folder, when they are inside it: a copied run folder still finds them) and what names
+        the certificate holds (never the key itself)."""
+
+        def shown(path: Path) -> str:
+            if base is not None and path.is_relative_to(base):
+                return str(path.relative_to(base))
+            return str(path)
+
         return {
-            "certfile": str(self.certfile),
-            "keyfile": str(self.keyfile),
-            "ca_file": str(self.ca_file),
+            "certfile": shown(self.certfile),
+            "keyfile": shown(self.keyfile),
+            "ca_file": shown(self.ca_file),
             "hosts": list(HOSTS),
         }
 
