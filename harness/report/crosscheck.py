@@ -21,9 +21,10 @@ from harness.results.raw import finite_number
 CROSSCHECK_FILE = schema.CROSSCHECK_FILE  # written by harness.run.crosscheck
 TITLE = "### Driver cost: h2load beside gatebench"
 INTRO = (
-    "Each HTTP/2 cell replayed with h2load (nghttp2's load generator, written in C) against "
-    "the same target started again the same way: the same CPUs, the same users × streams on "
-    "one connection per user, the same route, warm-up and duration. Latency is h2load's exact "
+    "Each cell of the HTTP/2 user replayed with h2load (nghttp2's load generator, written in "
+    "C) against the same target started again the same way: the same CPUs, the same users × "
+    "streams in flight (over h2: one connection per user; for an HTTP/1.1 twin: `--h1`, a "
+    "connection per stream), the same route, warm-up and duration. Latency is h2load's exact "
     "per-request log; *CPU/request* is each generator's own CPU time per request. Similar "
     "latency with far less CPU says the cell measured the server; a much higher h2load "
     "requests/s says gatebench's generator was the limit."
@@ -53,8 +54,10 @@ def read_rows(run_dir: Path) -> list[dict[str, str]]:
 
 
 def _cell(row: dict[str, str]) -> str:
+    http = row.get("http") or "2"  # a crosscheck.csv from before HTTP/1.1 twins: h2 only
     return (
-        f"{row.get('target', '')}, {row.get('users', '')} users × {row.get('streams', '')} streams"
+        f"{row.get('target', '')} (HTTP/{http}), {row.get('users', '')} users × "
+        f"{row.get('streams', '')} streams"
     )
 
 

@@ -1,5 +1,10 @@
 """``crosscheck``: replay a run's HTTP/2 cells with h2load, to see what the load generator costs.
 
+The cells replayed are the HTTP/2 user's: its h2 cells, and the HTTP/1.1 twins it drove with
+the same requests in flight (h2load ``--h1`` with ``users x streams`` connections, one request
+at a time on each, as the user held them), so HTTP/1.1 against HTTP/2 can be read at loads
+where the Python client itself is the limit.
+
 gatebench drives HTTP/2 with httpx inside locust (``harness.loadgen.h2``): fair between h2 and
 HTTP/1.1, but a Python client spends far more CPU per request than the server may. h2load
 (nghttp2's C load generator) is the yardstick: for each chosen cell the same target is started
@@ -54,6 +59,7 @@ from targets.registry import TARGETS, Target
 H2LOAD = "h2load"
 NOT_INSTALLED = "h2load is not installed (Debian: apt-get install nghttp2-client)"
 CROSSCHECK_DIR = "crosscheck"  # under raw/: server logs, h2load's output and request logs
+HTTPX = "httpx"  # summary "client" of the HTTP/2 user's cells
 COLUMNS = (
     "cell_id",
     "target",
@@ -71,6 +77,8 @@ COLUMNS = (
     "h2load_failed",
     "rps_ratio",  # h2load_rps / gatebench_rps
     "error",  # why the cell has no h2load figures; empty when it has them
+    "http",  # what h2load spoke: "2" (h2c, or h2 over TLS) or "1.1" (--h1, a connection per
+    # stream: the HTTP/2 user's HTTP/1.1 twin cells)
 )
 EXIT_SLACK_S = 60.0  # h2load gets this long beyond warm-up + duration before it is stopped
 
@@ -89,6 +97,7 @@ class CellPlan:
     warmup_s: float
     route: str  # the path h2load requests, e.g. /io?ms=50
     tls: bool
+    http: str  # "2" (the cell went over h2) or "1.1" (the HTTP/2 user's HTTP/1.1 twin cells)
     threads: int  # h2load's threads: as many as the run's generator processes (most: users)
     needs: str | None  # the service the cell's scenario needs (none is started here)
     gatebench: dict[str, float | None]  # rps, p50_ms, p99_ms, cpu_ms_per_request
@@ -140,10 +149,11 @@ def route_of(run_dir: Path, cell_id: str) -> str:
 def plan_cells(
     results: Results, chosen: list[str] | None, duration_s: float | None
 ) -> list[CellPlan]:
-    """The cells to replay: the run's ok HTTP/2 cells, or exactly ``chosen`` (each checked)."""
+    """The cells to replay: the run's ok cells of the HTTP/2 user (client httpx: its h2 cells
+    and the HTTP/1.1 twins it drove the same way), or exactly ``chosen`` (each checked)."""
     summary = results.summary
     by_id = {str(row["cell_id"]): row for _, row in summary.iterrows()}
-    h2 = [cid for cid, row in by_id.items() if str(row.get("protocol")) == "h2"]
+    h2 = [cid for cid, row in by_id.items() if _replayable(row)]
     if chosen is None:
         ids = [cid for cid in h2 if str(by_id[cid].get("status")) == schema.STATUS_OK]
         if not ids:
@@ -155,15 +165,21 @@ def plan_cells(
                 known = ", ".join(h2) or "none"
                 raise UsageError(f"--cells: unknown cell {cid!r}; the run's HTTP/2 cells: {known}")
             row = by_id[cid]
-            if str(row.get("protocol")) != "h2":
+            if not _replayable(row):
                 raise UsageError(
                     f"--cells: cell {cid} is not an HTTP/2 cell (protocol "
-                    f"{row.get('protocol')}); h2load replays HTTP/2 cells only"
+                    f"{row.get('protocol')}, client {row.get('client')}); h2load replays the "
+                    "cells of the HTTP/2 user only"
                 )
             if str(row.get("status")) != schema.STATUS_OK:
                 raise UsageError(f"--cells: cell {cid} did not run to completion ({row['status']})")
     generators = results.manifest.get("generators") or {}
     return [_plan(results, by_id[cid], generators, duration_s) for cid in ids]
+
+
+def _replayable(row: Any) -> bool:
+    """A cell of the HTTP/2 user: over h2, or its HTTP/1.1 twin (client httpx)."""
+    return str(row.get("protocol")) == "h2" or str(row.get("client")) == HTTPX
 
 
 def _plan(
@@ -191,6 +207,7 @@ def _plan(
         warmup_s=float(record.get("warmup_s") or 0),
         route=route_of(results.run_dir, cell_id),
         tls=served_tls or (target is not None and target.tls),
+        http="2" if str(row.get("protocol")) == "h2" else "1.1",
         threads=max(1, min(users, int(processes or 1))),
         needs=scenario.get("needs") or None,
         gatebench={
@@ -225,17 +242,23 @@ def h2load_seconds(seconds: float) -> str:
 
 
 def h2load_argv(program: str, url: str, plan: CellPlan, log_file: Path) -> list[str]:
+    """h2 with ``users`` connections of ``streams`` each; an HTTP/1.1 twin with ``users x
+    streams`` connections of one request at a time, as the HTTP/2 user drove it (``--h1``)."""
+    h1 = plan.http != "2"
     argv = [
         program,
-        f"--clients={plan.users}",
-        f"--max-concurrent-streams={plan.streams}",
+        f"--clients={plan.users * plan.streams if h1 else plan.users}",
+        f"--max-concurrent-streams={1 if h1 else plan.streams}",
         f"--threads={plan.threads}",
         f"--duration={h2load_seconds(plan.duration_s)}",
         f"--log-file={log_file}",
     ]
     if plan.warmup_s > 0:
         argv.append(f"--warm-up-time={h2load_seconds(plan.warmup_s)}")
-    argv += ["--npn-list=h2"] if plan.tls else ["--no-tls-proto=h2c"]
+    if h1:
+        argv.append("--h1")
+    else:
+        argv += ["--npn-list=h2"] if plan.tls else ["--no-tls-proto=h2c"]
     return [*argv, url + plan.route]
 
 
@@ -311,7 +334,9 @@ def run_h2load(
     measured = len(requests) or succeeded + failed
     cpu_s = total_cpu - warm_cpu if plan.warmup_s > 0 else total_cpu
     return H2loadResult(
-        rps=rps if rps is not None else succeeded / plan.duration_s,
+        # successes over the main duration, as gatebench counts (h2load's own req/s counts
+        # failed requests too; with none failed the two are the same)
+        rps=succeeded / plan.duration_s if failed or rps is None else rps,
         p50_ms=percentile(times, 0.50),
         p99_ms=percentile(times, 0.99),
         cpu_ms_per_request=cpu_s * 1000 / measured if measured else None,
@@ -343,6 +368,7 @@ def crosscheck_cell(
         "target": plan.target,
         "users": plan.users,
         "streams": plan.streams,
+        "http": plan.http,
         "duration_s": plan.duration_s,
         **{f"gatebench_{key}": value for key, value in plan.gatebench.items()},
     }
@@ -363,7 +389,15 @@ def crosscheck_cell(
             h2 = run_h2load(program, server.url, plan, folder, generator_cpus)
     except (ServerError, ValueError, OSError) as exc:
         return {**row, "error": str(exc)}
-    expected = "h2" if plan.tls else "h2c"
+    if h2.succeeded == 0:
+        output = folder / f"{plan.cell_id}.h2load.txt"
+        return {
+            **row,
+            "h2load_failed": h2.failed,
+            "error": f"h2load counted none of its {h2.failed} answers as a success (no status "
+            f"code read); see {output}",
+        }
+    expected = "http/1.1" if plan.http != "2" else ("h2" if plan.tls else "h2c")
     if h2.protocol != expected:
         return {**row, "error": f"h2load spoke {h2.protocol or 'no protocol'}, not {expected}"}
     gatebench_rps = plan.gatebench["rps"]
@@ -413,9 +447,14 @@ def run_crosscheck(
     path = results.run_dir / schema.CROSSCHECK_FILE
     rows: list[dict[str, Any]] = []
     for index, plan in enumerate(plans, 1):
+        how = (
+            f"--h1 -c {plan.users * plan.streams}"
+            if plan.http != "2"
+            else f"-c {plan.users} -m {plan.streams} {'h2' if plan.tls else 'h2c'}"
+        )
         progress(
-            f"[{index}/{len(plans)}] {plan.cell_id}: h2load -c {plan.users} -m {plan.streams} "
-            f"{'h2' if plan.tls else 'h2c'} {plan.route} ({plan.warmup_s:g}+{plan.duration_s:g} s)"
+            f"[{index}/{len(plans)}] {plan.cell_id}: h2load {how}{' TLS' if plan.tls else ''} "
+            f"{plan.route} ({plan.warmup_s:g}+{plan.duration_s:g} s)"
         )
         row = crosscheck_cell(results, plan, program, certificate)
         rows.append(row)
