@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -23,6 +24,7 @@ from conftest import PROJECT, SharedRun
 from conftest import run_harness as harness
 
 from harness import schema
+from harness.format import ratio_number
 from harness.report.crosscheck import CROSSCHECK_FILE, crosscheck_lines
 from harness.run.crosscheck import COLUMNS, NOT_INSTALLED, parse_output, percentile
 
@@ -82,6 +84,31 @@ def test_h2load_replays_the_h2_cell(h2_run: SharedRun) -> None:
     assert CELL in done.stdout  # the printed table
     crosscheck = h2_run.run_dir / schema.RAW_DIR / "crosscheck"
     assert (crosscheck / f"{CELL}.requests.tsv").stat().st_size > 0  # h2load's request log
+    # every figure traced: gatebench's from summary.csv, h2load's from its own request log
+    with (h2_run.run_dir / schema.SUMMARY_FILE).open(newline="") as handle:
+        summary = {r["cell_id"]: r for r in csv.DictReader(handle)}
+    for row in rows:
+        cell = summary[row["cell_id"]]
+        assert float(row["gatebench_rps"]) == pytest.approx(float(cell["rps"]), rel=1e-5)
+        cpu_ms = float(cell["generator_cpu_pct"]) / 100 / float(cell["rps"]) * 1000
+        assert float(row["gatebench_cpu_ms_per_request"]) == pytest.approx(cpu_ms, rel=1e-4)
+        ratio = float(row["h2load_rps"]) / float(row["gatebench_rps"])
+        assert float(row["rps_ratio"]) == pytest.approx(ratio, rel=1e-4)
+        log = (crosscheck / f"{row['cell_id']}.requests.tsv").read_text().splitlines()
+        times = sorted(
+            int(f.split("\t")[2]) / 1000 for f in log if 200 <= int(f.split("\t")[1]) < 400
+        )
+        for fraction, column in ((0.5, "h2load_p50_ms"), (0.99, "h2load_p99_ms")):
+            exact = times[math.ceil(fraction * len(times)) - 1]  # nearest rank
+            assert float(row[column]) == pytest.approx(exact, rel=1e-4), column
+    cpu = sorted(
+        float(r["gatebench_cpu_ms_per_request"]) / float(r["h2load_cpu_ms_per_request"])
+        for r in rows
+    )
+    spent = f"{ratio_number(cpu[0])}–{ratio_number(cpu[-1])}"
+    assert f"gatebench's generator spent {spent}× the CPU per request of h2load." in (
+        crosscheck_lines(h2_run.run_dir)
+    )
     lines = crosscheck_lines(h2_run.run_dir)
     assert lines[0] == "### Driver cost: h2load beside gatebench"
     assert any(line.startswith(f"| {TARGET} (HTTP/2), 10 users × 8 streams |") for line in lines)

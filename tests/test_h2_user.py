@@ -274,24 +274,18 @@ def test_the_h2_scenario_and_calibration_user_are_closed_load_only() -> None:
 
 
 @pytest.mark.e2e
-def test_h2c_one_connection_per_user_carries_its_streams(tmp_path: Path, granian: Server) -> None:
-    summary = run_locust(tmp_path, granian, users=2, streams=4)
-    assert_clean(summary, "H2")
-    assert summary["connects"] == 2, summary
-
-
-@pytest.mark.e2e
-def test_h2c_prior_knowledge_on_a_server_that_also_speaks_http1(
-    tmp_path: Path, hypercorn: Server
+@pytest.mark.parametrize(
+    "server",
+    [
+        "granian",  # h2c only
+        "hypercorn",  # h2c by prior knowledge on a server that also speaks HTTP/1.1
+        "hypercorn_tls",  # h2 by ALPN over TLS
+    ],
+)
+def test_one_connection_per_user_carries_its_streams(
+    tmp_path: Path, server: str, request: pytest.FixtureRequest
 ) -> None:
-    summary = run_locust(tmp_path, hypercorn, users=2, streams=4)
-    assert_clean(summary, "H2")
-    assert summary["connects"] == 2, summary
-
-
-@pytest.mark.e2e
-def test_h2_over_tls_by_alpn(tmp_path: Path, hypercorn_tls: Server) -> None:
-    summary = run_locust(tmp_path, hypercorn_tls, users=2, streams=4)
+    summary = run_locust(tmp_path, request.getfixturevalue(server), users=2, streams=4)
     assert_clean(summary, "H2")
     assert summary["connects"] == 2, summary
 

@@ -223,3 +223,17 @@ def test_tls_is_not_switched_on_for_a_server_gatebench_did_not_start() -> None:
     assert served_tls.tls and not served_tls.tls_on_demand
     kept, notes = served_cells(cells, scenarios, {"external": served_tls})
     assert len(kept) == 2 and notes == []
+
+
+def test_a_scenario_needing_a_service_leaves_out_targets_without_its_routes() -> None:
+    scenarios = {"db": _scenario("db", needs="database")}
+    names = ["fastapi-uvicorn", "django-gunicorn-sync", "starlette-uvicorn"]
+    kept, notes = served_cells(_cells("db", names), scenarios, TARGETS)
+    assert [c.target for c in kept] == ["fastapi-uvicorn"]
+    assert notes == [
+        "scenario db needs the database routes, which django-gunicorn-sync, starlette-uvicorn "
+        "do not serve: left out"
+    ]
+    _, one = served_cells(_cells("db", names[:2]), scenarios, TARGETS)
+    assert one == ["scenario db needs the database routes, which django-gunicorn-sync does "
+                   "not serve: left out"]  # fmt: skip

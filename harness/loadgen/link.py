@@ -30,6 +30,7 @@ validate scenario settings, and must never load locust (``install`` imports it w
 
 from __future__ import annotations
 
+import functools
 import re
 import ssl
 from dataclasses import asdict, dataclass
@@ -68,9 +69,9 @@ class Link:
     def tls(self) -> bool:
         return self.ca_pem is not None
 
-    @property
+    @functools.cached_property
     def every(self) -> int | None:
-        """Requests per connection (None: keep-alive)."""
+        """Requests per connection (None: keep-alive); parsed once, read on every request."""
         return requests_per_connection(self.connection)
 
     def ssl_context(self) -> ssl.SSLContext | None:

@@ -128,10 +128,8 @@ def _ordered(
     def key(name: str) -> tuple[bool, int, int]:
         workers = setting(settings[name], "workers") if factor == "worker model" else 0
         count = int(workers) if isinstance(workers, int | float) else 0
-        value = _protocol(settings[name], field) if field in PROTOCOL_FIELDS else None
-        if value is None:
-            value = setting(settings[name], field)
-        return (value != baseline, count, order[name])
+        read = _protocol if field in PROTOCOL_FIELDS else setting
+        return (read(settings[name], field) != baseline, count, order[name])
 
     first, second = sorted((a, b), key=key)
     return first, second

@@ -110,25 +110,40 @@ def _fetch_h2(
     ca_file: Path | None,
     timeout_s: float,
 ) -> Reply:
-    tls = url.startswith("https://")
-    # Over TLS the server picks by ALPN (h2 offered first), so one that only speaks HTTP/1.1
-    # answers over it and the caller sees that; in plain text HTTP/2 needs prior knowledge.
-    client = httpx.Client(
-        http1=tls,
-        http2=True,
-        verify=_context(ca_file, ("h2", "http/1.1")) if tls else False,
+    with _httpx_client(url, "2", ca_file, timeout_s) as client:
+        return _request(client, url, method, path, body, headers)
+
+
+def _httpx_client(url: str, http: str, ca_file: Path | None, timeout_s: float) -> httpx.Client:
+    """One connection to ``url`` in ``http``. Over TLS the server picks by ALPN (h2 offered
+    first for "2"), so one that only speaks HTTP/1.1 answers over it and the caller sees that
+    in ``Reply.http_version``; in plain text HTTP/2 needs prior knowledge."""
+    tls, h2 = url.startswith("https://"), http == "2"
+    return httpx.Client(
+        http1=tls or not h2,
+        http2=h2,
+        verify=_context(ca_file, ("h2", "http/1.1") if h2 else ("http/1.1",)) if tls else False,
         timeout=timeout_s,
         trust_env=False,  # no proxy from the environment between us and the target
+        limits=httpx.Limits(max_connections=1),
     )
+
+
+def _request(
+    client: httpx.Client,
+    url: str,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Reply:
     try:
-        with client:
-            response = client.request(method, url + path, content=body, headers=headers)
+        response = client.request(method, url + path, content=body, headers=headers)
     except httpx.HTTPError as exc:
         raise FetchError(f"{method} {url}{path}: no answer ({exc!r})") from exc
     version = HTTP_2 if response.http_version == "HTTP/2" else HTTP_1_1
-    return Reply(
-        response.status_code, response.headers.get("content-type", ""), response.content, version
-    )
+    content_type = response.headers.get("content-type", "")
+    return Reply(response.status_code, content_type, response.content, version)
 
 
 Send = Callable[[str, str], Reply]  # (method, path) -> the reply
@@ -144,29 +159,8 @@ def kept_connection(
     first request, as the users pay it once per connection; plain HTTP/1.1 keeps ``fetch``'s
     new connection per request (a loopback TCP connect is a tenth of a millisecond, and the
     verify gate's timings of those targets stay what they were)."""
-    tls = url.startswith("https://")
-    if not tls and http == "1.1":
+    if not url.startswith("https://") and http == "1.1":
         yield lambda method, path: fetch(url, method, path, http=http, timeout_s=timeout_s)
         return
-    h2 = http == "2"
-    alpn = ("h2", "http/1.1") if h2 else ("http/1.1",)
-    client = httpx.Client(
-        http1=tls or not h2,
-        http2=h2,
-        verify=_context(ca_file, alpn) if tls else False,
-        timeout=timeout_s,
-        trust_env=False,
-        limits=httpx.Limits(max_connections=1),
-    )
-
-    def send(method: str, path: str) -> Reply:
-        try:
-            response = client.request(method, url + path)
-        except httpx.HTTPError as exc:
-            raise FetchError(f"{method} {url}{path}: no answer ({exc!r})") from exc
-        version = HTTP_2 if response.http_version == "HTTP/2" else HTTP_1_1
-        content_type = response.headers.get("content-type", "")
-        return Reply(response.status_code, content_type, response.content, version)
-
-    with client:
-        yield send
+    with _httpx_client(url, http, ca_file, timeout_s) as client:
+        yield lambda method, path: _request(client, url, method, path)

@@ -188,27 +188,34 @@ def served_cells(
     "http": locust's FastHttpUser speaks HTTP/1.1 only, so an HTTP/2-only server is left to
     the HTTP/2 scenarios). A plan left with no cell at all is a UsageError."""
     kept: list[Cell] = []
-    dropped: dict[tuple[str, str], list[str]] = {}
+    dropped: dict[tuple[str, str], list[str]] = {}  # (scenario, why) -> targets left out
     for cell in cells:
-        scenario, target = scenarios[cell.scenario], targets[cell.target]
-        if scenario.needs is not None and not target.serves_real_io:
-            why = f"needs the {scenario.needs} routes, which {{}} {{verb}} not serve"
-        elif scenario.tls and not target.tls and not target.tls_on_demand:
-            why = "asks for TLS, which {} (not started by gatebench) {verb} not serve"
-        elif target.http not in scenario.http:
-            speaks = " or ".join(f"HTTP/{v}" for v in scenario.http)
-            why = f"has users speaking {speaks}, not the HTTP/{target.http} of {{}}"
-        else:
+        why = _not_served(scenarios[cell.scenario], targets[cell.target])
+        if why is None:
             kept.append(cell)
             continue
         names = dropped.setdefault((cell.scenario, why), [])
         if cell.target not in names:
             names.append(cell.target)
-    notes = []
-    for (scenario_name, why), names in dropped.items():
-        one = len(names) == 1
-        text = why.format(", ".join(names), verb="does" if one else "do", s="s" if one else "")
-        notes.append(f"scenario {scenario_name} {text}: left out")
+    notes = [
+        f"scenario {name} "
+        + why.format(targets=", ".join(names), verb="does" if len(names) == 1 else "do")
+        + ": left out"
+        for (name, why), names in dropped.items()
+    ]
     if cells and not kept:
         raise UsageError("; ".join(notes))
     return kept, notes
+
+
+def _not_served(scenario: Scenario, target: Target) -> str | None:
+    """Why the target cannot serve the scenario's cells, with ``{targets}`` and ``{verb}`` to
+    fill in (several targets may share the reason); None when it can."""
+    if scenario.needs is not None and not target.serves_real_io:
+        return f"needs the {scenario.needs} routes, which {{targets}} {{verb}} not serve"
+    if scenario.tls and not target.tls and not target.tls_on_demand:
+        return "asks for TLS, which {targets} (not started by gatebench) {verb} not serve"
+    if target.http not in scenario.http:
+        speaks = " or ".join(f"HTTP/{v}" for v in scenario.http)
+        return f"has users speaking {speaks}, not the HTTP/{target.http} of {{targets}}"
+    return None

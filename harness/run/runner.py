@@ -86,7 +86,7 @@ def stage_link(scenario: Scenario, server: Server) -> dict[str, Any]:
     streams."""
     return Link(
         http=server.target.http,
-        ca_pem=getattr(server, "ca_pem", None),
+        ca_pem=server.ca_pem,
         connection=scenario.connection,
         streams=scenario.streams,
     ).to_dict()
