@@ -159,7 +159,7 @@ def run_without_servers(
         started.append((target.name, log.name, ran))
         yield SimpleNamespace(
             pid=0, port=1, url="http://fake", log_path=log, target=target, alive=lambda: True,
-            ran=ran,
+            ran=ran, ca_pem=None,
         )  # fmt: skip
 
     def fake_stage(cell: Any, cell_dir: Path, server: Any, *args: Any) -> dict[str, Any]:
